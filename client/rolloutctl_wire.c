@@ -55,8 +55,8 @@ static int slurp(const char *path, uint8_t **out, size_t *len)
 
 static int dump(const char *path)
 {
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	int rc = slurp(path, &buf, &len);
 	if (rc) {
 		fprintf(stderr, "rolloutctl: %s: %s\n", path, strerror(-rc));
