@@ -100,7 +100,9 @@ static inline void fb__push_uoffset(struct fb_builder *b, fb_ref_t ref)
 
 static inline fb_ref_t fb_create_string_n(struct fb_builder *b, const char *s, size_t len)
 {
-	if (len > b->cap || !fb__prep(b, 4, (uint32_t)len + 1)) {
+	/* Padding is chosen so the length prefix lands 4-aligned after the bytes and the NUL;
+	 * the room check covers the prefix too. */
+	if (len > b->cap || !fb__prep(b, 4, (uint32_t)len + 1) || (uint64_t)b->size + len + 1 + 4 > b->cap) {
 		b->err = -ENOSPC;
 		return 0;
 	}
