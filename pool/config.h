@@ -1,0 +1,39 @@
+/* rollout-pool configuration (YAML, libcyaml). See configs/pool-local.yaml. */
+#ifndef ROLLOUT_POOL_CONFIG_H
+#define ROLLOUT_POOL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sandbox.h"
+
+struct pool_profile_cfg {
+	char *name;
+	int type; /* enum sbx_type */
+	char *root;
+	char *hostname;
+	uint32_t warm, max, workdir_mb, memory_mb, pids, cpu_percent;
+	uint32_t timeout_ms, max_timeout_ms, output_cap, max_output_cap, nofile, file_mb;
+	uint32_t uid_base, uid_count;
+	char **env;
+	unsigned env_count;
+};
+
+struct pool_cfg {
+	char *identity;
+	char *listen;  /* ZeroMQ endpoint the ROUTER binds */
+	char *metrics; /* HOST:PORT of /metrics and /healthz; absent: none */
+	char *cgroup;  /* name of the pool's parent cgroup */
+	uint32_t lease_ms, max_inflight, result_cache_s, max_message_mb;
+	struct pool_profile_cfg *profiles;
+	unsigned profiles_count;
+	void *_file; /* the parsed document, for pool_config_free */
+};
+
+/* Loads and checks path. On error returns -EINVAL (or -errno) and writes a message naming
+ * the file (and line and key where known) into err. */
+int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t errsz);
+void pool_config_free(struct pool_cfg *c);
+void pool_profile_to_sbx(const struct pool_profile_cfg *c, struct sbx_profile *p);
+
+#endif

@@ -1,0 +1,638 @@
+/* The init process inside a sandbox: pid 1 of its namespace, already confined (uid,
+ * capabilities, seccomp). It reads Requests from the pool, runs them and writes back one
+ * Completion each. An exec runs in its own session with pipes for the three streams; at
+ * the wall-clock timeout init kills every other process of the namespace (kill(-1) from
+ * pid 1), so nothing a command started survives it. Files are resolved beneath the work
+ * area (openat2 RESOLVE_BENEATH): no path or symlink leads out of it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rollout_wire.h"
+#include "sandbox.h"
+
+#define MAX_ARGS 4096
+#define MAX_ENVS 1024
+#define GRACE_MS 50 /* after the command exits, how long to wait for its pipes to close */
+
+struct init {
+	const struct sbx_profile *p;
+	int fd;
+	int workfd; /* O_PATH of /tmp */
+	uint8_t *in;
+	size_t in_cap;
+	uint8_t *out;
+	size_t out_cap;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n == 0)
+			return -EPIPE;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void *grow(void *old, size_t old_cap, size_t cap)
+{
+	void *p = old ? mremap(old, old_cap, cap, MREMAP_MAYMOVE)
+		      : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* What one action produced, before it becomes a Completion. */
+struct outcome {
+	int status;
+	bool infra;
+	const char *message;
+	int kind; /* rw_Result_* */
+	/* exec */
+	int exit_code, signal;
+	const uint8_t *so, *se;
+	size_t so_len, se_len;
+	bool so_trunc, se_trunc;
+	uint64_t wall_us, cpu_us, peak_kib;
+	/* get file */
+	const uint8_t *data;
+	size_t data_len;
+	bool data_trunc;
+};
+
+static int send_completion(struct init *in, uint64_t dispatch, uint64_t request_id, const struct outcome *o)
+{
+	size_t need = 4096 + o->so_len + o->se_len + o->data_len + (o->message ? strlen(o->message) : 0);
+	if (need + 4 > in->out_cap) {
+		uint8_t *p = grow(in->out, in->out_cap, need + 4);
+		if (!p)
+			return -ENOMEM;
+		in->out = p;
+		in->out_cap = need + 4;
+	}
+	struct fb_builder b;
+	fb_builder_init(&b, in->out + 8, in->out_cap - 8);
+	fb_ref_t result = 0, msg = 0;
+	if (o->kind == rw_Result_ExecResult) {
+		fb_ref_t so = fb_create_vec_u8(&b, o->so, o->so_len);
+		fb_ref_t se = fb_create_vec_u8(&b, o->se, o->se_len);
+		rw_ExecResult_start(&b);
+		rw_ExecResult_add_exit_code(&b, o->exit_code);
+		rw_ExecResult_add_signal(&b, o->signal);
+		rw_ExecResult_add_stdout(&b, so);
+		rw_ExecResult_add_stderr(&b, se);
+		rw_ExecResult_add_stdout_truncated(&b, o->so_trunc);
+		rw_ExecResult_add_stderr_truncated(&b, o->se_trunc);
+		rw_ExecResult_add_wall_us(&b, o->wall_us);
+		rw_ExecResult_add_cpu_us(&b, o->cpu_us);
+		rw_ExecResult_add_peak_memory_kib(&b, o->peak_kib);
+		result = rw_ExecResult_end(&b);
+	} else if (o->kind == rw_Result_FileData) {
+		fb_ref_t d = fb_create_vec_u8(&b, o->data, o->data_len);
+		rw_FileData_start(&b);
+		rw_FileData_add_data(&b, d);
+		rw_FileData_add_truncated(&b, o->data_trunc);
+		result = rw_FileData_end(&b);
+	}
+	if (o->message)
+		msg = fb_create_string(&b, o->message);
+	rw_Completion_start(&b);
+	rw_Completion_add_request_id(&b, request_id);
+	rw_Completion_add_status(&b, (uint16_t)o->status);
+	rw_Completion_add_infra_failed(&b, o->infra);
+	rw_Completion_add_message(&b, msg);
+	if (result)
+		rw_Completion_add_result(&b, (uint8_t)o->kind, result);
+	fb_ref_t c = rw_Completion_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_dispatch_id(&b, dispatch);
+	rw_Message_add_body(&b, rw_Body_Completion, c);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	if (n < 0)
+		return (int)n;
+	/* fb_finish put the buffer at in->out + 8; the frame header goes right before it. */
+	uint32_t len = (uint32_t)n;
+	memcpy(in->out + 4, &len, 4);
+	return write_full(in->fd, in->out + 4, 4 + (size_t)n);
+}
+
+/* Maps a path from a request to one relative to the work area; NULL if it lies outside. */
+static const char *work_relative(const char *path)
+{
+	if (path[0] != '/')
+		return path[0] ? path : NULL;
+	if (strncmp(path, "/tmp", 4) != 0 || (path[4] != '/' && path[4] != 0))
+		return NULL;
+	path += 4;
+	while (*path == '/')
+		path++;
+	return *path ? path : NULL;
+}
+
+static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC | O_NOCTTY,
+				.mode = mode,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
+	if (!(flags & O_CREAT))
+		how.mode = 0;
+	int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+static void file_error(struct outcome *o, int err)
+{
+	switch (-err) {
+	case ENOENT:
+	case ENOTDIR:
+		o->status = rw_Status_NOT_FOUND;
+		o->message = "no such file in the sandbox";
+		break;
+	case EXDEV:
+	case ELOOP:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		o->status = rw_Status_PERMISSION_DENIED;
+		o->message = "path escapes the work area or is not accessible";
+		break;
+	case EFBIG:
+		o->status = rw_Status_FILE_TOO_LARGE;
+		o->message = "file over the size limit of the profile";
+		break;
+	case ENOSPC:
+	case EDQUOT:
+		o->status = rw_Status_FILE_TOO_LARGE;
+		o->message = "no space left in the work area";
+		break;
+	default:
+		o->status = rw_Status_BAD_REQUEST;
+		o->message = "cannot access the path";
+	}
+}
+
+static void do_put(struct init *in, const rw_PutFile_t *pf, struct outcome *o)
+{
+	const char *path = rw_PutFile_path(pf);
+	const char *rel = path ? work_relative(path) : NULL;
+	if (!rel) {
+		o->status = rw_Status_PERMISSION_DENIED;
+		o->message = "path is outside the work area";
+		return;
+	}
+	const uint8_t *data = NULL;
+	size_t len = rw_PutFile_data(pf, &data);
+	int fd = open_beneath(in->workfd, rel, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+			      (mode_t)(rw_PutFile_mode(pf) & 07777));
+	if (fd < 0) {
+		file_error(o, fd);
+		return;
+	}
+	size_t done = 0;
+	int rc = 0;
+	while (done < len) {
+		ssize_t n = write(fd, data + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (!rc && fchmod(fd, (mode_t)(rw_PutFile_mode(pf) & 0777)) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc)
+		file_error(o, rc);
+}
+
+static void do_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_t **buf, size_t *cap)
+{
+	const char *path = rw_GetFile_path(gf);
+	const char *rel = path ? work_relative(path) : NULL;
+	if (!rel) {
+		o->status = rw_Status_PERMISSION_DENIED;
+		o->message = "path is outside the work area";
+		return;
+	}
+	size_t max = rw_GetFile_max_bytes(gf) ? rw_GetFile_max_bytes(gf) : in->p->output_cap;
+	if (max > in->p->max_output_cap)
+		max = in->p->max_output_cap;
+	int fd = open_beneath(in->workfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+	if (fd < 0) {
+		file_error(o, fd);
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		o->status = rw_Status_BAD_REQUEST;
+		o->message = "not a regular file";
+		return;
+	}
+	if (*cap < max + 1) {
+		uint8_t *p = grow(*buf, *cap, max + 1);
+		if (!p) {
+			close(fd);
+			o->status = rw_Status_INTERNAL;
+			o->infra = true;
+			return;
+		}
+		*buf = p;
+		*cap = max + 1;
+	}
+	size_t got = 0;
+	/* Read one byte past the cap to learn whether the file is larger. */
+	while (got < max + 1) {
+		ssize_t n = read(fd, *buf + got, max + 1 - got);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	o->kind = rw_Result_FileData;
+	o->data = *buf;
+	o->data_len = got > max ? max : got;
+	o->data_trunc = got > max;
+	if (o->data_trunc) {
+		o->status = rw_Status_OUTPUT_LIMIT;
+		o->message = "file larger than the output cap; data holds its beginning";
+	}
+}
+
+struct stream {
+	int fd;
+	uint8_t *buf;
+	size_t cap, len;
+	bool truncated;
+};
+
+static void drain(struct stream *s)
+{
+	uint8_t sink[16384];
+	for (;;) {
+		ssize_t n;
+		if (s->len < s->cap)
+			n = read(s->fd, s->buf + s->len, s->cap - s->len);
+		else
+			n = read(s->fd, sink, sizeof(sink));
+		if (n > 0) {
+			if (s->len < s->cap)
+				s->len += (size_t)n;
+			else
+				s->truncated = true;
+			continue;
+		}
+		if (n == 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+		return; /* EAGAIN or error: come back later */
+	}
+}
+
+static void reap_all(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, struct stream *so,
+		    struct stream *se)
+{
+	const struct sbx_profile *p = in->p;
+	static char *argv[MAX_ARGS + 1];
+	static char *envp[MAX_ENVS + SBX_MAX_ENV + 1];
+	static char envbuf[1 << 16];
+	fb_strvec_t av = rw_Exec_argv(ex);
+	const char *shell = rw_Exec_shell(ex);
+	size_t argc = fb_strvec_len(av);
+	if ((argc == 0) == (shell == NULL) || argc > MAX_ARGS) {
+		o->status = rw_Status_BAD_REQUEST;
+		o->message = "exec needs exactly one of argv and shell";
+		return;
+	}
+	if (shell) {
+		argv[0] = "sh";
+		argv[1] = "-c";
+		argv[2] = (char *)shell;
+		argv[3] = NULL;
+	} else {
+		for (size_t i = 0; i < argc; i++)
+			argv[i] = (char *)fb_strvec_at(av, i);
+		argv[argc] = NULL;
+	}
+	size_t ne = 0, used = 0;
+	for (size_t i = 0; i < SBX_MAX_ENV && p->env[i]; i++)
+		envp[ne++] = (char *)p->env[i];
+	fb_tabvec_t ev = rw_Exec_env(ex);
+	size_t nreq = fb_tabvec_len(ev);
+	for (size_t i = 0; i < nreq && ne < MAX_ENVS + SBX_MAX_ENV; i++) {
+		const rw_EnvVar_t *e = rw_Exec_env_at(ev, i);
+		const char *k = rw_EnvVar_name(e), *v = rw_EnvVar_value(e);
+		if (!k || !*k || strchr(k, '='))
+			continue;
+		int n = snprintf(envbuf + used, sizeof(envbuf) - used, "%s=%s", k, v ? v : "");
+		if (n < 0 || (size_t)n >= sizeof(envbuf) - used)
+			break;
+		envp[ne++] = envbuf + used;
+		used += (size_t)n + 1;
+	}
+	envp[ne] = NULL;
+
+	const char *cwd = rw_Exec_cwd(ex);
+	if (cwd && *cwd) {
+		/* The working directory persists: later steps without cwd run where this one did. */
+		const char *rel = work_relative(cwd);
+		int dfd = rel ? open_beneath(in->workfd, rel, O_PATH | O_DIRECTORY, 0)
+			      : (cwd[0] == '/' ? -EXDEV : -ENOENT);
+		if (!rel && strcmp(cwd, "/tmp") == 0)
+			dfd = open_beneath(in->workfd, ".", O_PATH | O_DIRECTORY, 0);
+		if (dfd < 0 || fchdir(dfd) < 0) {
+			if (dfd >= 0)
+				close(dfd);
+			file_error(o, dfd < 0 ? dfd : -errno);
+			o->message = "cannot enter cwd";
+			return;
+		}
+		close(dfd);
+	}
+	uint32_t timeout = rw_Exec_timeout_ms(ex) ? rw_Exec_timeout_ms(ex) : p->timeout_ms;
+	if (timeout > p->max_timeout_ms)
+		timeout = p->max_timeout_ms;
+	uint32_t cap = rw_Exec_output_cap(ex) ? rw_Exec_output_cap(ex) : p->output_cap;
+	if (cap > p->max_output_cap)
+		cap = p->max_output_cap;
+	so->cap = se->cap = cap;
+	so->len = se->len = 0;
+	so->truncated = se->truncated = false;
+	const uint8_t *stdin_data = NULL;
+	size_t stdin_len = rw_Exec_stdin(ex, &stdin_data);
+
+	int pin[2], pout[2], perr[2];
+	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+		o->status = rw_Status_INTERNAL;
+		o->infra = true;
+		o->message = "pipe failed (descriptor limit?)";
+		return;
+	}
+	struct rusage before, after, ru;
+	getrusage(RUSAGE_CHILDREN, &before);
+	uint64_t t0 = now_us();
+	pid_t pid = fork();
+	if (pid == 0) {
+		setsid();
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		dup2(perr[1], 2);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGXFSZ, SIG_DFL);
+		if (shell)
+			execve("/bin/sh", argv, envp);
+		else {
+			/* execvpe searches the caller's PATH: make the command's environment ours. */
+			environ = envp;
+			execvpe(argv[0], argv, envp);
+		}
+		int e = errno;
+		static const char msg[] = "rollout-pool: exec failed: ";
+		const char *err = strerror(e);
+		ssize_t w = write(2, msg, sizeof(msg) - 1);
+		w = write(2, err, strlen(err));
+		w = write(2, "\n", 1);
+		(void)w;
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	if (pid < 0) {
+		close(pin[1]);
+		close(pout[0]);
+		close(perr[0]);
+		o->status = rw_Status_INTERNAL;
+		o->message = "fork failed (pids limit?)";
+		return;
+	}
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	fcntl(pout[0], F_SETFL, O_NONBLOCK);
+	fcntl(perr[0], F_SETFL, O_NONBLOCK);
+	so->fd = pout[0];
+	se->fd = perr[0];
+	int infd = pin[1];
+	size_t in_done = 0;
+	if (stdin_len == 0) {
+		close(infd);
+		infd = -1;
+	}
+	uint64_t deadline = t0 + (uint64_t)timeout * 1000;
+	bool exited = false, timed_out = false;
+	int wstatus = 0;
+	uint64_t exit_at = 0;
+	while (so->fd >= 0 || se->fd >= 0 || !exited) {
+		uint64_t now = now_us();
+		uint64_t limit =
+		    exited ? (exit_at + GRACE_MS * 1000 < deadline ? exit_at + GRACE_MS * 1000 : deadline)
+			   : deadline;
+		if (now >= limit) {
+			if (!exited)
+				timed_out = true;
+			break;
+		}
+		struct pollfd pf[5] = { { .fd = so->fd, .events = POLLIN },
+					{ .fd = se->fd, .events = POLLIN },
+					{ .fd = infd, .events = POLLOUT },
+					{ .fd = exited ? -1 : pidfd, .events = POLLIN },
+					{ .fd = in->fd, .events = POLLRDHUP } };
+		int n = poll(pf, 5, (int)((limit - now + 999) / 1000));
+		if (pf[4].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			/* The pool is gone: nothing may outlive it. */
+			kill(-1, SIGKILL);
+			_exit(0);
+		}
+		if (n < 0 && errno != EINTR)
+			break;
+		if (pf[0].revents)
+			drain(so);
+		if (pf[1].revents)
+			drain(se);
+		if (infd >= 0 && pf[2].revents) {
+			ssize_t w = write(infd, stdin_data + in_done, stdin_len - in_done);
+			if (w > 0)
+				in_done += (size_t)w;
+			if (w < 0 && errno != EAGAIN) {
+				close(infd);
+				infd = -1;
+			} else if (in_done == stdin_len) {
+				close(infd);
+				infd = -1;
+			}
+		}
+		if (!exited && pf[3].revents) {
+			if (wait4(pid, &wstatus, 0, &ru) == pid) {
+				exited = true;
+				exit_at = now_us();
+			}
+		}
+	}
+	if (timed_out) {
+		/* pid 1 of the namespace: this reaches every process a command started,
+		 * whatever session or process group it moved to. */
+		kill(-1, SIGKILL);
+		if (wait4(pid, &wstatus, 0, &ru) == pid)
+			exited = true;
+	}
+	o->wall_us = now_us() - t0;
+	if (so->fd >= 0) {
+		drain(so);
+		close(so->fd);
+		so->fd = -1;
+	}
+	if (se->fd >= 0) {
+		drain(se);
+		close(se->fd);
+		se->fd = -1;
+	}
+	if (infd >= 0)
+		close(infd);
+	if (pidfd >= 0)
+		close(pidfd);
+	reap_all();
+	getrusage(RUSAGE_CHILDREN, &after);
+	o->cpu_us = (uint64_t)((after.ru_utime.tv_sec - before.ru_utime.tv_sec + after.ru_stime.tv_sec -
+				before.ru_stime.tv_sec) *
+				   1000000 +
+			       (after.ru_utime.tv_usec - before.ru_utime.tv_usec) +
+			       (after.ru_stime.tv_usec - before.ru_stime.tv_usec));
+	o->peak_kib = exited ? (uint64_t)ru.ru_maxrss : 0;
+	o->kind = rw_Result_ExecResult;
+	o->so = so->buf;
+	o->so_len = so->len;
+	o->so_trunc = so->truncated;
+	o->se = se->buf;
+	o->se_len = se->len;
+	o->se_trunc = se->truncated;
+	if (WIFSIGNALED(wstatus))
+		o->signal = WTERMSIG(wstatus);
+	else
+		o->exit_code = WEXITSTATUS(wstatus);
+	if (timed_out) {
+		o->status = rw_Status_TIMEOUT;
+		o->message = "wall-clock timeout: every process of the sandbox was killed";
+	}
+}
+
+void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, int fd, uint32_t uid)
+{
+	(void)rt;
+	(void)uid;
+	struct init in = { .p = p, .fd = fd };
+	/* A file over RLIMIT_FSIZE must fail with EFBIG in init, not kill it. */
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	in.workfd = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (in.workfd < 0)
+		_exit(2);
+	struct stream so = { .fd = -1 }, se = { .fd = -1 };
+	so.buf = grow(NULL, 0, p->max_output_cap + 1);
+	se.buf = grow(NULL, 0, p->max_output_cap + 1);
+	uint8_t *filebuf = NULL;
+	size_t filecap = 0;
+	if (!so.buf || !se.buf)
+		_exit(2);
+	for (;;) {
+		uint32_t len;
+		if (read_full(fd, &len, 4))
+			_exit(0); /* the pool closed the socket: the sandbox ends */
+		if (len == 0 || len > SBX_MAX_FRAME)
+			_exit(3);
+		if (len > in.in_cap) {
+			size_t cap = (len + 65535) & ~(size_t)65535;
+			uint8_t *b = grow(in.in, in.in_cap, cap);
+			if (!b)
+				_exit(4);
+			in.in = b;
+			in.in_cap = cap;
+		}
+		if (read_full(fd, in.in, len))
+			_exit(0);
+		struct outcome o = { .status = rw_Status_OK };
+		uint64_t dispatch = 0, request_id = 0;
+		if (rw_Message_verify(in.in, len) != 0) {
+			o.status = rw_Status_BAD_REQUEST;
+			o.message = "malformed request";
+		} else {
+			const rw_Message_t *m = rw_Message_root(in.in);
+			const rw_Request_t *r = rw_Message_body_as_Request(m);
+			dispatch = rw_Message_dispatch_id(m);
+			if (!r) {
+				o.status = rw_Status_BAD_REQUEST;
+				o.message = "not a request";
+			} else {
+				request_id = rw_Request_request_id(r);
+				switch (rw_Request_action_type(r)) {
+				case rw_Action_Exec:
+					do_exec(&in, rw_Request_action_as_Exec(r), &o, &so, &se);
+					break;
+				case rw_Action_PutFile:
+					do_put(&in, rw_Request_action_as_PutFile(r), &o);
+					break;
+				case rw_Action_GetFile:
+					do_get(&in, rw_Request_action_as_GetFile(r), &o, &filebuf, &filecap);
+					break;
+				default:
+					o.status = rw_Status_BAD_REQUEST;
+					o.message = "action not served by the sandbox init";
+				}
+			}
+		}
+		if (send_completion(&in, dispatch, request_id, &o))
+			_exit(5);
+	}
+}

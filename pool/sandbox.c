@@ -1,0 +1,556 @@
+/* Creating and destroying sandboxes. Runs in the pool's zygote, a single-threaded process
+ * forked before the pool starts any thread, so the cloned child may use the C library
+ * freely. Order inside the child matters: everything that needs privilege (mounts, cgroup,
+ * hostname, loopback) happens first, then rlimits, then the drop to an unprivileged uid
+ * with no capabilities, then no_new_privs and the seccomp filter, and only then the init
+ * loop that runs untrusted code. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/mount.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STACK_SIZE (256u << 10)
+
+/* Syscalls no sandbox needs and an attacker would love: the process is killed. */
+static const char *const kill_list[] = {
+	"ptrace",
+	"process_vm_readv",
+	"process_vm_writev",
+	"perf_event_open",
+	"bpf",
+	"userfaultfd",
+	"keyctl",
+	"add_key",
+	"request_key",
+	"mount",
+	"umount2",
+	"pivot_root",
+	"chroot",
+	"setns",
+	"unshare",
+	"kexec_load",
+	"kexec_file_load",
+	"init_module",
+	"finit_module",
+	"delete_module",
+	"reboot",
+	"swapon",
+	"swapoff",
+	"acct",
+	"settimeofday",
+	"clock_settime",
+	"clock_adjtime",
+	"adjtimex",
+	"iopl",
+	"ioperm",
+	"syslog",
+	"quotactl",
+	"vhangup",
+	"open_by_handle_at",
+	"name_to_handle_at",
+	"lookup_dcookie",
+	"fanotify_init",
+	"mount_setattr",
+	"fsopen",
+	"fsmount",
+	"fsconfig",
+	"fspick",
+	"move_mount",
+	"open_tree",
+	"pidfd_getfd",
+	"kcmp",
+	"personality",
+	"uselib",
+	"nfsservctl",
+	"_sysctl",
+	"sysfs",
+	"ustat",
+	"vm86",
+	"vm86old",
+	"create_module",
+	"get_kernel_syms",
+	"query_module",
+	"lsm_set_self_attr",
+};
+/* Refused with an errno so that programs probing for them fall back. */
+static const char *const enosys_list[] = { "io_uring_setup", "io_uring_enter", "io_uring_register",
+					   "clone3" };
+
+static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+	if (nr == __NR_SCMP_ERROR)
+		return 0; /* not on this architecture */
+	return seccomp_rule_add(ctx, action, nr, 0);
+}
+
+/* Builds the filter once with libseccomp and exports the BPF program, so a sandbox only
+ * has to hand it to the kernel. */
+static int build_seccomp(struct sock_fprog **out)
+{
+	int rc = -ENOMEM;
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		return -ENOMEM;
+	/* Only the native ABI: 32-bit and x32 entry points are a classic filter bypass. */
+	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)))
+		goto out;
+	for (size_t i = 0; i < sizeof(kill_list) / sizeof(kill_list[0]); i++)
+		if ((rc = add_rule(ctx, SCMP_ACT_KILL_PROCESS, kill_list[i])))
+			goto out;
+	for (size_t i = 0; i < sizeof(enosys_list) / sizeof(enosys_list[0]); i++)
+		if ((rc = add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), enosys_list[i])))
+			goto out;
+	/* New namespaces through clone flags. */
+	static const uint64_t ns_flags[] = { CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
+					     CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWTIME };
+	for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+					   SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]))))
+			goto out;
+	/* No netlink or packet sockets: nothing to learn about or configure in the netns. */
+	static const int bad_af[] = { AF_NETLINK, AF_PACKET, AF_KEY, AF_VSOCK };
+	for (size_t i = 0; i < sizeof(bad_af) / sizeof(bad_af[0]); i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+					   SCMP_A0(SCMP_CMP_EQ, (uint64_t)bad_af[i]))))
+			goto out;
+	/* TIOCSTI pushes input into a terminal another process reads. */
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+				   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))))
+		goto out;
+
+	int mfd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+	if (mfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((rc = seccomp_export_bpf(ctx, mfd)) == 0) {
+		off_t len = lseek(mfd, 0, SEEK_END);
+		struct sock_fprog *prog = malloc(sizeof(*prog) + (size_t)len);
+		if (!prog || len <= 0 || len % sizeof(struct sock_filter) ||
+		    pread(mfd, prog + 1, (size_t)len, 0) != len) {
+			free(prog);
+			rc = -EIO;
+		} else {
+			prog->len = (unsigned short)(len / sizeof(struct sock_filter));
+			prog->filter = (struct sock_filter *)(prog + 1);
+			*out = prog;
+		}
+	}
+	close(mfd);
+out:
+	seccomp_release(ctx);
+	return rc;
+}
+
+int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->pool_pid = getpid();
+	rt->userns = geteuid() != 0;
+	int rc = build_seccomp((struct sock_fprog **)&rt->seccomp_prog);
+	if (rc)
+		return rc;
+	/* The staging mount point: an empty directory nobody else uses. */
+	const char *base = rt->userns ? "/tmp" : "/run";
+	snprintf(rt->staging, sizeof(rt->staging), "%s/rollout-pool-root", base);
+	if (mkdir(rt->staging, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (!rt->userns && cg_init(&rt->cg, NULL, cgroup_group ? cgroup_group : "rollout-pool") == 0) {
+		rt->cgroups = true;
+		cg_reap_stale(&rt->cg);
+	}
+	return 0;
+}
+
+void sbx_runtime_free(struct sbx_runtime *rt)
+{
+	free(rt->seccomp_prog);
+	rt->seccomp_prog = NULL;
+}
+
+struct child_arg {
+	const struct sbx_runtime *rt;
+	const struct sbx_profile *p;
+	int fd;      /* init's end of the socketpair */
+	int sync_fd; /* read end: one byte once the parent placed us in the cgroup */
+	uint32_t uid;
+};
+
+static int bind_dev(const char *root, const char *name)
+{
+	char dst[512], src[64];
+	snprintf(dst, sizeof(dst), "%s/dev/%s", root, name);
+	snprintf(src, sizeof(src), "/dev/%s", name);
+	int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return mount(src, dst, NULL, MS_BIND, NULL) < 0 ? -errno : 0;
+}
+
+static int mount_at(const char *root, const char *dir, const char *fstype, unsigned long flags,
+		    const char *opts)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s%s", root, dir);
+	return mount(fstype, p, fstype, flags, opts) < 0 ? -errno : 0;
+}
+
+/* The sandbox's file system view: the profile root read-only, a private tmpfs on /tmp (the
+ * work area), a minimal /dev, a fresh /proc, and empty read-only /run and /sys. */
+static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, uint32_t uid)
+{
+	const char *root = rt->staging;
+	char opts[128];
+	int rc;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	if (mount(p->root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return -errno;
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
+	    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return -errno;
+	snprintf(opts, sizeof(opts), "size=%um,mode=0755,uid=%u,gid=%u", p->workdir_mb, uid, uid);
+	if ((rc = mount_at(root, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)))
+		return rc;
+	if ((rc = mount_at(root, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")))
+		return rc;
+	static const char *devs[] = { "null", "zero", "full", "random", "urandom" };
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+		if ((rc = bind_dev(root, devs[i])))
+			return rc;
+	char p2[512];
+	snprintf(p2, sizeof(p2), "%s/dev/shm", root);
+	mkdir(p2, 01777);
+	snprintf(opts, sizeof(opts), "size=%um,mode=1777", p->workdir_mb / 4 + 1);
+	if ((rc = mount_at(root, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts)))
+		return rc;
+	static const char *links[][2] = { { "/proc/self/fd", "fd" },
+					  { "/proc/self/fd/0", "stdin" },
+					  { "/proc/self/fd/1", "stdout" },
+					  { "/proc/self/fd/2", "stderr" } };
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		snprintf(p2, sizeof(p2), "%s/dev/%s", root, links[i][1]);
+		symlink(links[i][0], p2);
+	}
+	if ((rc = mount_at(root, "/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+			   NULL)))
+		return rc;
+	if ((rc = mount_at(root, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)))
+		return rc;
+	if ((rc = mount_at(root, "/run", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			   "size=4k,mode=0755")))
+		return rc;
+	if ((rc = mount_at(root, "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			   "size=4k,mode=0755")))
+		return rc;
+	/* Make the staging tree the root and drop the host's. */
+	if (chdir(root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+	    chdir("/") < 0)
+		return -errno;
+	return 0;
+}
+
+/* The pool's stdio is not the sandbox's business: the sandbox's own /dev/null on 0-2. */
+static int stdio_to_null(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; i < 3; i++)
+		if (fd != i && dup2(fd, i) < 0)
+			return -errno;
+	if (fd > 3)
+		close(fd);
+	return 0;
+}
+
+static int loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	int rc = 0;
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		rc = -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (!rc && ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		rc = -errno;
+	close(s);
+	return rc;
+}
+
+static int set_limit(int res, uint64_t v)
+{
+	struct rlimit rl = { v, v };
+	return setrlimit(res, &rl) < 0 ? -errno : 0;
+}
+
+static int drop_privileges(uint32_t uid, bool userns)
+{
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
+			break;
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (!userns) {
+		if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+			return -errno;
+	}
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capset, &h, d) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Reports the setup result to the pool: 0, or -errno with the step that failed. */
+static void report(int fd, int32_t rc, int32_t step)
+{
+	int32_t msg[2] = { rc, step };
+	ssize_t n = write(fd, msg, sizeof(msg));
+	(void)n;
+}
+
+static int child_main(void *argp)
+{
+	struct child_arg *a = argp;
+	const struct sbx_profile *p = a->p;
+	int step = 0, rc = 0;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Signals: everything default and unblocked, as a fresh process has them. */
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_UNBLOCK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	char go;
+	if (read(a->sync_fd, &go, 1) != 1)
+		_exit(1); /* the pool went away before we were placed */
+	/* Only the socket to the pool stays open, as fd 3. */
+	if (dup2(a->fd, 3) < 0)
+		_exit(1);
+	syscall(SYS_close_range, 4, ~0u, 0);
+	int fd = 3;
+	/* dup2 cleared close-on-exec: commands must not inherit the pool's socket. */
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+#define STEP(expr)                     \
+	do {                           \
+		step++;                \
+		if ((rc = (expr)) < 0) \
+			goto fail;     \
+	} while (0)
+	STEP(setup_fs(a->rt, p, a->uid));
+	STEP(stdio_to_null());
+	STEP(sethostname(p->hostname, strlen(p->hostname)) < 0 ? -errno : 0);
+	STEP(loopback_up());
+	STEP(set_limit(RLIMIT_NOFILE, p->nofile));
+	STEP(set_limit(RLIMIT_FSIZE, (uint64_t)p->file_mb << 20));
+	STEP(set_limit(RLIMIT_CORE, 0));
+	STEP(p->pids ? set_limit(RLIMIT_NPROC, p->pids) : 0);
+	STEP(drop_privileges(a->uid, a->rt->userns));
+	/* The credential change cleared the parent-death signal: set it again. */
+	STEP(prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ? -errno : 0);
+	STEP(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0);
+	STEP(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, a->rt->seccomp_prog) < 0
+		 ? -errno
+		 : 0);
+	STEP(chdir("/tmp") < 0 ? -errno : 0);
+	/* Not dumpable: commands running as the same uid cannot open /proc/1/mem or ptrace
+	 * their way into init (exec makes them dumpable again, init stays not). */
+	STEP(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0);
+#undef STEP
+	report(fd, 0, 0);
+	sbx_init_main(a->rt, p, fd, a->uid);
+fail:
+	report(fd, rc, step);
+	_exit(1);
+}
+
+static int read_full_timeout(int fd, void *buf, size_t len, int timeout_ms)
+{
+	size_t got = 0;
+	while (got < len) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int n = poll(&pf, 1, timeout_ms);
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+		if (r == 0)
+			return -EPIPE;
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int write_file_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, s, strlen(s));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, struct sbx *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	out->profile = p;
+	out->pid = -1;
+	out->pidfd = -1;
+	out->fd = -1;
+	snprintf(out->cgname, sizeof(out->cgname), "sbx-%llu", (unsigned long long)id);
+	out->uid = p->uid_base + (uint32_t)(rt->next_uid_slot++ % (p->uid_count ? p->uid_count : 1));
+
+	int rc;
+	if (rt->cgroups) {
+		struct cg_limits l = { .memory_bytes = (uint64_t)p->memory_mb << 20,
+				       .pids = p->pids,
+				       .cpu_percent = p->cpu_percent };
+		if ((rc = cg_create(&rt->cg, out->cgname, &l)))
+			goto fail;
+	}
+	int sv[2], sync[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (pipe2(sync, O_CLOEXEC) < 0) {
+		rc = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		goto fail;
+	}
+	static void *stack;
+	if (!stack) {
+		stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (stack == MAP_FAILED) {
+			stack = NULL;
+			rc = -ENOMEM;
+			goto fail_fds;
+		}
+	}
+	struct child_arg arg = { rt, p, sv[1], sync[0], out->uid };
+	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP;
+	if (rt->userns)
+		flags |= CLONE_NEWUSER;
+	pid_t pid = clone(child_main, (char *)stack + STACK_SIZE, flags | SIGCHLD, &arg);
+	if (pid < 0) {
+		rc = -errno;
+		goto fail_fds;
+	}
+	out->pid = pid;
+	close(sv[1]);
+	close(sync[0]);
+	out->fd = sv[0];
+	out->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (rt->cgroups && (rc = cg_attach(&rt->cg, out->cgname, pid))) {
+		close(sync[1]);
+		goto fail;
+	}
+	if (rt->userns) {
+		char path[64], map[64];
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+		write_file_str(path, "deny");
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)geteuid());
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+		write_file_str(path, map);
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)getegid());
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+		write_file_str(path, map);
+	}
+	if (rt->cgroups)
+		out->oom_before = cg_oom_kills(&rt->cg, out->cgname);
+	ssize_t w = write(sync[1], "g", 1);
+	close(sync[1]);
+	if (w != 1) {
+		rc = -EPIPE;
+		goto fail;
+	}
+	int32_t status[2];
+	if ((rc = read_full_timeout(out->fd, status, sizeof(status), 5000)))
+		goto fail;
+	if (status[0]) {
+		rc = status[0];
+		goto fail;
+	}
+	fcntl(out->fd, F_SETFL, O_NONBLOCK);
+	return 0;
+fail_fds:
+	close(sv[0]);
+	close(sv[1]);
+	close(sync[0]);
+	close(sync[1]);
+fail:
+	sbx_destroy(rt, out);
+	return rc;
+}
+
+void sbx_destroy(struct sbx_runtime *rt, struct sbx *s)
+{
+	if (s->pid > 0) {
+		/* SIGKILL to the pid namespace's init takes every process in it along. */
+		if (s->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+		else
+			kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+		s->pid = -1;
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	s->fd = s->pidfd = -1;
+	if (rt->cgroups && s->cgname[0]) {
+		/* The namespace's other processes die asynchronously; the group can only go
+		 * once it is empty. */
+		for (int i = 0; i < 200 && cg_count(&rt->cg, s->cgname) > 0; i++) {
+			cg_kill(&rt->cg, s->cgname);
+			usleep(i < 20 ? 100 : 5000);
+		}
+		cg_destroy(&rt->cg, s->cgname);
+		s->cgname[0] = 0;
+	}
+}

@@ -1,0 +1,87 @@
+/* The sandbox runtime of rollout-pool. A sandbox is an init process in its own pid, mount,
+ * ipc, uts and net namespaces (and a user namespace when the pool is not root), with a
+ * read-only root, a size-capped tmpfs work area, its own /proc, loopback only, rlimits, a
+ * cgroup, no capabilities, an unprivileged uid, no_new_privs and a seccomp filter. The pool
+ * talks to the init over a stream socketpair carrying length-prefixed wire Messages: a
+ * Request in, a Completion out (see sbx_init_main in init.c).
+ *
+ * The creating side never allocates between clone and the child's setup: the child of a
+ * multithreaded pool (ZeroMQ runs threads) may only make system calls until it is on its own. */
+#ifndef ROLLOUT_POOL_SANDBOX_H
+#define ROLLOUT_POOL_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+
+#define SBX_MAX_ENV 32
+
+enum sbx_type { SBX_ISOLATED = 0, SBX_NOOP = 1 };
+
+/* An environment profile (from the pool's config). Strings are owned by the config. */
+struct sbx_profile {
+	const char *name;
+	enum sbx_type type;
+	const char *root; /* read-only root: "/" (host) or an image directory */
+	const char *hostname;
+	uint32_t warm;           /* sandboxes kept ready to claim */
+	uint32_t max;            /* sandboxes of this profile at most */
+	uint32_t workdir_mb;     /* tmpfs work area size (mounted on /tmp, the cwd) */
+	uint32_t memory_mb;      /* cgroup memory limit */
+	uint32_t pids;           /* cgroup pids limit (and RLIMIT_NPROC) */
+	uint32_t cpu_percent;    /* cgroup cpu quota, percent of one cpu; 0: none */
+	uint32_t timeout_ms;     /* default wall-clock timeout of an exec */
+	uint32_t max_timeout_ms; /* largest timeout a request may ask for */
+	uint32_t output_cap;     /* default bytes per stream */
+	uint32_t max_output_cap; /* largest output cap a request may ask for */
+	uint32_t nofile;         /* RLIMIT_NOFILE */
+	uint32_t file_mb;        /* RLIMIT_FSIZE */
+	uint32_t uid_base;       /* sandboxes run as uid_base + slot (host uids, unprivileged) */
+	uint32_t uid_count;
+	const char *env[SBX_MAX_ENV]; /* "NAME=value", NULL-terminated */
+};
+
+/* Process-wide state built once at pool start. */
+struct sbx_runtime {
+	struct cg_sys cg;
+	bool cgroups;       /* cgroups usable (else rlimits only) */
+	bool userns;        /* not root: sandboxes get a user namespace */
+	char staging[256];  /* empty directory used as a mount point inside each sandbox */
+	void *seccomp_prog; /* struct sock_fprog, prebuilt so the child never allocates */
+	pid_t pool_pid;
+	uint64_t next_uid_slot;
+};
+
+struct sbx {
+	uint64_t id;
+	const struct sbx_profile *profile;
+	pid_t pid;       /* init, as seen by the pool */
+	int pidfd;       /* readable when init exits */
+	int fd;          /* pool end of the socketpair (nonblocking) */
+	uint32_t uid;    /* host uid the sandbox runs as */
+	char cgname[32]; /* cgroup name under the pool's group */
+	uint64_t oom_before;
+};
+
+/* Builds the seccomp program, finds cgroups, prepares the staging directory and reaps what
+ * a crashed pool left behind (cgroups named like ours). */
+int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group);
+void sbx_runtime_free(struct sbx_runtime *rt);
+
+/* Creates a sandbox and waits until its init is ready to take actions. */
+int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, struct sbx *out);
+/* Kills the whole sandbox (init is pid 1 of its namespace: everything in it dies), reaps
+ * init, removes the cgroup and closes the fds. Safe on a half-created sandbox. */
+void sbx_destroy(struct sbx_runtime *rt, struct sbx *s);
+
+/* Frames on the socketpair: a u32 length, then a wire Message. */
+#define SBX_MAX_FRAME (64u << 20)
+
+/* Entry point of the init inside the sandbox (never returns). */
+void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, int fd, uint32_t uid)
+    __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,190 @@
+/* The zygote: a single-threaded child forked by rollout-pool before it starts any thread
+ * (ZeroMQ, HTTP). It creates and destroys sandboxes on request, so cloning never happens in
+ * a multithreaded process and slow creations and teardowns never block the pool's event
+ * loop. It dies with the pool (PDEATHSIG), and every sandbox init dies with it. */
+#include "zygote.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ring.h" /* shm_send_fds / shm_recv_fds */
+
+struct zslot {
+	bool used;
+	struct sbx s;
+};
+
+static struct zslot *slots;
+static size_t nslots;
+
+static struct zslot *find(uint64_t id)
+{
+	for (size_t i = 0; i < nslots; i++)
+		if (slots[i].used && slots[i].s.id == id)
+			return &slots[i];
+	return NULL;
+}
+
+static struct zslot *alloc_slot(void)
+{
+	for (size_t i = 0; i < nslots; i++)
+		if (!slots[i].used)
+			return &slots[i];
+	size_t n = nslots ? nslots * 2 : 256;
+	struct zslot *p = realloc(slots, n * sizeof(*p));
+	if (!p)
+		return NULL;
+	memset(p + nslots, 0, (n - nslots) * sizeof(*p));
+	slots = p;
+	size_t first = nslots;
+	nslots = n;
+	return &slots[first];
+}
+
+static void destroy_all(struct sbx_runtime *rt)
+{
+	for (size_t i = 0; i < nslots; i++)
+		if (slots[i].used) {
+			sbx_destroy(rt, &slots[i].s);
+			slots[i].used = false;
+		}
+}
+
+static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profile *profiles,
+			size_t nprofiles)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "rollout-zygote");
+	/* A service manager signals the whole process group; the zygote leaves when the pool
+	 * tells it to (after the pool drained) or dies with it. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		struct pollfd pf = { .fd = sock, .events = POLLIN };
+		int n = poll(&pf, 1, 1000);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (n <= 0)
+			continue;
+		struct zy_req req;
+		ssize_t got = recv(sock, &req, sizeof(req), 0);
+		if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+			break; /* the pool is gone or closed us: clean up and leave */
+		if (got != sizeof(req))
+			continue;
+		struct zy_resp resp = { .op = req.op, .id = req.id };
+		if (req.op == ZY_CREATE) {
+			struct zslot *z = req.profile < nprofiles ? alloc_slot() : NULL;
+			if (!z) {
+				resp.status = req.profile < nprofiles ? -ENOMEM : -EINVAL;
+			} else {
+				uint64_t t0 = zy_now_ns();
+				resp.status = sbx_create(rt, &profiles[req.profile], req.id, &z->s);
+				resp.create_ns = zy_now_ns() - t0;
+				if (resp.status == 0) {
+					z->used = true;
+					resp.pid = z->s.pid;
+					resp.uid = z->s.uid;
+					resp.oom_before = z->s.oom_before;
+					int fds[2] = { z->s.fd, z->s.pidfd };
+					if (shm_send_fds(sock, &resp, sizeof(resp), fds, 2) == 0)
+						continue;
+					sbx_destroy(rt, &z->s);
+					z->used = false;
+					continue;
+				}
+			}
+			shm_send_fds(sock, &resp, sizeof(resp), NULL, 0);
+		} else if (req.op == ZY_DESTROY) {
+			struct zslot *z = find(req.id);
+			if (z) {
+				sbx_destroy(rt, &z->s);
+				z->used = false;
+			}
+			/* No answer: the pool forgot the sandbox when it asked. */
+		} else if (req.op == ZY_EXIT) {
+			break;
+		}
+	}
+	destroy_all(rt);
+	_exit(0);
+}
+
+uint64_t zy_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int zy_start(struct zygote *z, struct sbx_runtime *rt, const struct sbx_profile *profiles, size_t nprofiles)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int rc = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return rc;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		zygote_main(sv[1], rt, profiles, nprofiles);
+	}
+	close(sv[1]);
+	z->pid = pid;
+	z->fd = sv[0];
+	return 0;
+}
+
+int zy_request(struct zygote *z, uint32_t op, uint32_t profile, uint64_t id)
+{
+	struct zy_req req = { .op = op, .profile = profile, .id = id };
+	ssize_t n = send(z->fd, &req, sizeof(req), MSG_NOSIGNAL);
+	return n == sizeof(req) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+int zy_receive(struct zygote *z, struct zy_resp *resp, int *sock_fd, int *pidfd)
+{
+	int fds[2] = { -1, -1 };
+	unsigned nfds = 0;
+	int n = shm_recv_fds(z->fd, resp, sizeof(*resp), fds, 2, &nfds);
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return -EPIPE;
+	if (n != sizeof(*resp)) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -EBADMSG;
+	}
+	if (resp->status == 0 && nfds != 2) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		resp->status = -EBADMSG;
+	}
+	*sock_fd = fds[0];
+	*pidfd = fds[1];
+	return 0;
+}
+
+void zy_stop(struct zygote *z)
+{
+	if (z->fd < 0)
+		return;
+	zy_request(z, ZY_EXIT, 0, 0);
+	close(z->fd);
+	z->fd = -1;
+	waitpid(z->pid, NULL, 0);
+}

@@ -1,0 +1,59 @@
+#!/bin/sh
+# rollout-pool --check-config on broken files: each must fail (exit 1) with a message that
+# names the file and what is wrong; the shipped config must pass.
+set -u
+bin=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+check() { # name expected-substring yaml
+	printf '%s' "$3" > "$dir/$1.yaml"
+	out=$("$bin" --check-config "$dir/$1.yaml" 2>&1); rc=$?
+	case "$out" in
+	*"$dir/$1.yaml"*"$2"*) [ $rc -eq 1 ] && { echo "ok   $1: $out"; return; } ;;
+	esac
+	echo "FAIL $1 (rc=$rc): $out"; fails=$((fails + 1))
+}
+check unknown-key "Unexpected key: bogus" 'pool:
+  bogus: 1
+  profiles: [{name: a}]
+'
+check wrong-type "Invalid" 'pool:
+  profiles: [{name: a, warm: lots}]
+'
+check negative "Invalid UINT value" 'pool:
+  profiles: [{name: a, warm: -3}]
+'
+check line-number "line: 3" 'pool:
+  profiles:
+    - name: a
+      memory: 5
+'
+check warm-over-max "warm 9 is above max 2" 'pool:
+  profiles: [{name: a, warm: 9, max: 2}]
+'
+check bad-root "is not a directory" 'pool:
+  profiles: [{name: a, root: /nonexistent}]
+'
+check duplicate "duplicate profile name" 'pool:
+  profiles: [{name: a}, {name: a}]
+'
+check bad-listen "must be tcp://" 'pool:
+  listen: http://x
+  profiles: [{name: a}]
+'
+check bad-env "is not NAME=value" 'pool:
+  profiles: [{name: a, env: [NOEQUALS]}]
+'
+check no-profiles "profiles" 'pool:
+  identity: x
+'
+check empty "empty file" ''
+check privileged-uid "unprivileged range" 'pool:
+  profiles: [{name: a, uid_base: 500}]
+'
+out=$("$bin" --check-config "$dir" 2>&1); rc=$?
+case "$out" in *"not a regular file"*) [ $rc -eq 1 ] && echo "ok   directory: $out" ;; *) echo "FAIL directory: $out"; fails=$((fails + 1)) ;; esac
+out=$("$bin" --check-config "$ROLLOUT_SOURCE_DIR/configs/pool-local.yaml" 2>&1) || { echo "FAIL shipped config: $out"; fails=$((fails + 1)); }
+echo "$fails failed"
+[ $fails -eq 0 ]
