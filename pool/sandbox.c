@@ -170,6 +170,7 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 {
 	memset(rt, 0, sizeof(*rt));
 	rt->pool_pid = getpid();
+	rt->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	rt->userns = geteuid() != 0;
 	int rc = build_seccomp((struct sock_fprog **)&rt->seccomp_prog);
 	if (rc)
@@ -188,6 +189,11 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 
 void sbx_runtime_free(struct sbx_runtime *rt)
 {
+	while (rt->nnetns > 0)
+		close(rt->netns[--rt->nnetns]);
+	if (rt->host_netns >= 0)
+		close(rt->host_netns);
+	rt->host_netns = -1;
 	free(rt->seccomp_prog);
 	rt->seccomp_prog = NULL;
 }
@@ -196,6 +202,7 @@ struct child_arg {
 	const struct sbx_runtime *rt;
 	const struct sbx_profile *p;
 	int fd;      /* init's end of the socketpair */
+	int netns;   /* pre-created network namespace to enter, or -1 for a fresh one */
 	int sync_fd; /* read end: one byte once the parent placed us in the cgroup */
 	uint32_t uid;
 };
@@ -350,11 +357,16 @@ static int child_main(void *argp)
 	sigset_t all;
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
+	/* Only what the pool and zygote changed; the rest is default already. */
+	static const int changed[] = { SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2 };
+	for (size_t s = 0; s < sizeof(changed) / sizeof(changed[0]); s++)
+		signal(changed[s], SIG_DFL);
 	char go;
 	if (read(a->sync_fd, &go, 1) != 1)
 		_exit(1); /* the pool went away before we were placed */
+	/* A pre-created network namespace (loopback already up) replaces a fresh one. */
+	if (a->netns >= 0 && setns(a->netns, CLONE_NEWNET) < 0)
+		_exit(1);
 	/* Only the socket to the pool stays open, as fd 3. */
 	if (dup2(a->fd, 3) < 0)
 		_exit(1);
@@ -371,7 +383,8 @@ static int child_main(void *argp)
 	STEP(setup_fs(a->rt, p, a->uid));
 	STEP(stdio_to_null());
 	STEP(sethostname(p->hostname, strlen(p->hostname)) < 0 ? -errno : 0);
-	STEP(loopback_up());
+	if (a->netns < 0)
+		STEP(loopback_up());
 	STEP(set_limit(RLIMIT_NOFILE, p->nofile));
 	STEP(set_limit(RLIMIT_FSIZE, (uint64_t)p->file_mb << 20));
 	STEP(set_limit(RLIMIT_CORE, 0));
@@ -431,6 +444,25 @@ static int write_file_str(const char *path, const char *s)
 	return n < 0 ? -errno : 0;
 }
 
+int sbx_netns_fill(struct sbx_runtime *rt, int want)
+{
+	if (want > SBX_NETNS_STOCK)
+		want = SBX_NETNS_STOCK;
+	if (rt->host_netns < 0 || rt->userns)
+		return rt->nnetns;
+	while (rt->nnetns < want) {
+		if (unshare(CLONE_NEWNET) < 0)
+			break;
+		int fd = loopback_up() == 0 ? open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
+		if (setns(rt->host_netns, CLONE_NEWNET) < 0)
+			abort(); /* cannot get back to the pool's network: nothing sane to do */
+		if (fd < 0)
+			break;
+		rt->netns[rt->nnetns++] = fd;
+	}
+	return rt->nnetns;
+}
+
 int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, struct sbx *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -471,11 +503,16 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 			goto fail_fds;
 		}
 	}
-	struct child_arg arg = { rt, p, sv[1], sync[0], out->uid };
-	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP;
+	int netns = rt->nnetns > 0 ? rt->netns[--rt->nnetns] : -1;
+	struct child_arg arg = { rt, p, sv[1], netns, sync[0], out->uid };
+	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+	if (netns < 0)
+		flags |= CLONE_NEWNET;
 	if (rt->userns)
 		flags |= CLONE_NEWUSER;
 	pid_t pid = clone(child_main, (char *)stack + STACK_SIZE, flags | SIGCHLD, &arg);
+	if (netns >= 0)
+		close(netns);
 	if (pid < 0) {
 		rc = -errno;
 		goto fail_fds;

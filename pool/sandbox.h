@@ -18,6 +18,7 @@
 #include "cgroup.h"
 
 #define SBX_MAX_ENV 32
+#define SBX_NETNS_STOCK 256
 
 enum sbx_type { SBX_ISOLATED = 0, SBX_NOOP = 1 };
 
@@ -53,6 +54,11 @@ struct sbx_runtime {
 	void *seccomp_prog; /* struct sock_fprog, prebuilt so the child never allocates */
 	pid_t pool_pid;
 	uint64_t next_uid_slot;
+	/* Network namespaces created ahead (loopback up), so creating one, the costliest part
+	 * of a sandbox, stays off the request path. */
+	int netns[SBX_NETNS_STOCK];
+	int nnetns;
+	int host_netns; /* the pool's own, to return to after making one */
 };
 
 struct sbx {
@@ -70,6 +76,10 @@ struct sbx {
  * a crashed pool left behind (cgroups named like ours). */
 int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group);
 void sbx_runtime_free(struct sbx_runtime *rt);
+
+/* Adds network namespaces to the stock until it holds `want` (at most SBX_NETNS_STOCK);
+ * returns how many it holds. Call when idle. */
+int sbx_netns_fill(struct sbx_runtime *rt, int want);
 
 /* Creates a sandbox and waits until its init is ready to take actions. */
 int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, struct sbx *out);

@@ -17,6 +17,8 @@
 
 #include "ring.h" /* shm_send_fds / shm_recv_fds */
 
+#define ZY_NETNS_TARGET 64
+
 struct zslot {
 	bool used;
 	struct sbx s;
@@ -70,7 +72,10 @@ static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profi
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
 		struct pollfd pf = { .fd = sock, .events = POLLIN };
-		int n = poll(&pf, 1, 1000);
+		/* Idle time goes into the stock of network namespaces. */
+		int n = poll(&pf, 1, rt->nnetns < ZY_NETNS_TARGET ? 0 : 1000);
+		if (n == 0 && rt->nnetns < ZY_NETNS_TARGET)
+			sbx_netns_fill(rt, rt->nnetns + 1);
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 		if (n <= 0)
