@@ -10,6 +10,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "wire", rolloutctl_wire, "wire dump FILE|-   verify a message and print it as JSON" },
+	{ "keygen", rolloutctl_keygen, "keygen             print a new CURVE key pair (Z85)" },
 };
 
 static void usage(FILE *f)

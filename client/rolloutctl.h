@@ -5,5 +5,6 @@
 
 /* argv[0] is the subcommand name; returns the process exit code. */
 int rolloutctl_wire(int argc, char **argv);
+int rolloutctl_keygen(int argc, char **argv);
 
 #endif

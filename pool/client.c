@@ -48,13 +48,34 @@ int pc_send_raw(struct pc *c, const void *buf, size_t len)
 	return zmq_send(c->sock, buf, len, 0) < 0 ? -errno : 0;
 }
 
+static int connect_ex(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
+		      const char *spub, const char *pub, const char *sec, int timeout_ms);
+
 int pc_connect(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms)
+{
+	return connect_ex(c, endpoint, identity, lease_ms, NULL, NULL, NULL, 5000);
+}
+
+int pc_connect_curve(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
+		     const char *server_public, const char *public_key, const char *secret_key,
+		     int timeout_ms)
+{
+	return connect_ex(c, endpoint, identity, lease_ms, server_public, public_key, secret_key, timeout_ms);
+}
+
+static int connect_ex(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
+		      const char *spub, const char *pub, const char *sec, int timeout_ms)
 {
 	memset(c, 0, sizeof(*c));
 	c->ctx = zmq_ctx_new();
 	c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
 	int zero = 0;
 	zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+	if (spub) {
+		zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, spub, 41);
+		zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41);
+		zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41);
+	}
 	if (zmq_connect(c->sock, endpoint) < 0)
 		return -errno;
 	struct fb_builder *b = out_builder(c, 4096);
@@ -68,7 +89,7 @@ int pc_connect(struct pc *c, const char *endpoint, const char *identity, uint32_
 	int rc = send_msg(c, b, 0, rw_Body_CoordinatorHello, rw_CoordinatorHello_end(b));
 	if (rc)
 		return rc;
-	uint64_t end = now_ms() + 5000;
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
 	while (now_ms() < end) {
 		int t = pc_recv(c, (int)(end - now_ms()));
 		if (t == rw_Body_PoolHello)

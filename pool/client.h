@@ -32,6 +32,11 @@ struct pc_result {
 };
 
 int pc_connect(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms);
+/* The same over CURVE: the pool's public key and this client's key pair, all Z85. A pool
+ * that refuses the key never answers: this returns -ETIMEDOUT after timeout_ms. */
+int pc_connect_curve(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
+		     const char *server_public, const char *public_key, const char *secret_key,
+		     int timeout_ms);
 void pc_close(struct pc *c);
 /* Sends raw bytes as one message (tests use it for malformed input). */
 int pc_send_raw(struct pc *c, const void *buf, size_t len);

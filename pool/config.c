@@ -72,6 +72,10 @@ static const cyaml_schema_field_t pool_fields[] = {
 	CYAML_FIELD_UINT("max_inflight", CYAML_FLAG_OPTIONAL, struct pool_cfg, max_inflight),
 	CYAML_FIELD_UINT("result_cache_s", CYAML_FLAG_OPTIONAL, struct pool_cfg, result_cache_s),
 	CYAML_FIELD_UINT("max_message_mb", CYAML_FLAG_OPTIONAL, struct pool_cfg, max_message_mb),
+	CYAML_FIELD_STRING_PTR("curve_secret_key", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg,
+			       curve_secret_key, 40, 40),
+	CYAML_FIELD_SEQUENCE("curve_allowed", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg,
+			     curve_allowed, &string_ptr, 0, 4096),
 	CYAML_FIELD_SEQUENCE("profiles", CYAML_FLAG_POINTER, struct pool_cfg, profiles, &profile_schema, 1,
 			     64),
 	CYAML_FIELD_END
@@ -203,6 +207,15 @@ int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t 
 				r = fail(err, errsz, path, "profiles[%zu]: duplicate profile name '%s'", i,
 					 c->profiles[i].name);
 	}
+	if (!r && c->curve_allowed_count && !c->curve_secret_key)
+		r = fail(err, errsz, path, "pool.curve_allowed needs pool.curve_secret_key");
+	if (!r && c->curve_secret_key && !c->curve_allowed_count)
+		r = fail(err, errsz, path,
+			 "pool.curve_secret_key without pool.curve_allowed: CURVE needs an allowlist of "
+			 "coordinator keys");
+	for (unsigned i = 0; !r && i < c->curve_allowed_count; i++)
+		if (strlen(c->curve_allowed[i]) != 40)
+			r = fail(err, errsz, path, "pool.curve_allowed[%u] is not a 40-character Z85 key", i);
 	if (!r && strncmp(c->listen, "tcp://", 6) && strncmp(c->listen, "ipc://", 6))
 		r = fail(err, errsz, path, "pool.listen '%s' must be tcp://HOST:PORT or ipc://PATH",
 			 c->listen);

@@ -25,6 +25,11 @@ struct pool_cfg {
 	char *metrics; /* HOST:PORT of /metrics and /healthz; absent: none */
 	char *cgroup;  /* name of the pool's parent cgroup */
 	uint32_t lease_ms, max_inflight, result_cache_s, max_message_mb;
+	/* CURVE: this pool's secret key (Z85) and the coordinators' public keys it accepts.
+	 * Absent: plain TCP (for one box or a trusted network). */
+	char *curve_secret_key;
+	char **curve_allowed;
+	unsigned curve_allowed_count;
 	struct pool_profile_cfg *profiles;
 	unsigned profiles_count;
 	void *_file; /* the parsed document, for pool_config_free */

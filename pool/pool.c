@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,10 @@ struct pool {
 	struct pool_metrics *m;
 	uint8_t *build;
 	size_t build_cap;
+	pthread_t zap;
+	bool zap_running;
+	uint8_t (*allowed)[32];
+	size_t nallowed;
 };
 
 static uint64_t now_ns(void)
@@ -1026,6 +1031,97 @@ static void tick(struct pool *p)
 	pool_metrics_gauges(p->m, warm, leased, p->inflight);
 }
 
+/* ---- CURVE authentication (ZAP, RFC 27) ---- */
+
+/* Answers libzmq's authentication requests: CURVE clients whose public key is on the
+ * allowlist are accepted, everything else is refused (and so delivers nothing). */
+static void *zap_main(void *arg)
+{
+	struct pool *p = arg;
+	void *s = zmq_socket(p->zctx, ZMQ_REP);
+	if (!s || zmq_bind(s, "inproc://zeromq.zap.01") < 0)
+		return NULL;
+	for (;;) {
+		zmq_msg_t part[8];
+		int n = 0, more = 1;
+		while (more && n < 8) {
+			zmq_msg_init(&part[n]);
+			if (zmq_msg_recv(&part[n], s, 0) < 0) {
+				for (int i = 0; i <= n; i++)
+					zmq_msg_close(&part[i]);
+				zmq_close(s);
+				return NULL; /* context terminated */
+			}
+			more = zmq_msg_more(&part[n]);
+			n++;
+		}
+		while (more) { /* drain anything beyond what the protocol has */
+			zmq_msg_t x;
+			zmq_msg_init(&x);
+			zmq_msg_recv(&x, s, 0);
+			more = zmq_msg_more(&x);
+			zmq_msg_close(&x);
+		}
+		bool ok = false;
+		if (n >= 7 && zmq_msg_size(&part[5]) == 5 &&
+		    memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 && zmq_msg_size(&part[6]) == 32)
+			for (size_t i = 0; i < p->nallowed && !ok; i++)
+				ok = memcmp(zmq_msg_data(&part[6]), p->allowed[i], 32) == 0;
+		if (!ok)
+			pool_metrics_refused(p->m);
+		zmq_send(s, "1.0", 3, ZMQ_SNDMORE);
+		zmq_send(s, n > 1 ? zmq_msg_data(&part[1]) : "", n > 1 ? zmq_msg_size(&part[1]) : 0,
+			 ZMQ_SNDMORE);
+		zmq_send(s, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+		zmq_send(s, ok ? "OK" : "key not allowed", ok ? 2 : 15, ZMQ_SNDMORE);
+		zmq_send(s, "", 0, ZMQ_SNDMORE);
+		zmq_send(s, "", 0, 0);
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&part[i]);
+	}
+}
+
+static int setup_curve(struct pool *p, char *err, size_t errsz)
+{
+	const struct pool_cfg *cfg = p->cfg;
+	if (!zmq_has("curve")) {
+		snprintf(err, errsz, "CURVE keys are configured but this libzmq has no CURVE support");
+		return -ENOTSUP;
+	}
+	p->allowed = calloc(cfg->curve_allowed_count, 32);
+	if (!p->allowed)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->curve_allowed_count; i++) {
+		if (!zmq_z85_decode(p->allowed[i], cfg->curve_allowed[i])) {
+			snprintf(err, errsz, "curve_allowed[%u] is not valid Z85", i);
+			return -EINVAL;
+		}
+	}
+	p->nallowed = cfg->curve_allowed_count;
+	if (pthread_create(&p->zap, NULL, zap_main, p))
+		return -EAGAIN;
+	p->zap_running = true;
+	/* The handler must be bound before the first connection arrives. */
+	for (int i = 0; i < 100; i++) {
+		void *probe = zmq_socket(p->zctx, ZMQ_REQ);
+		int rc = zmq_connect(probe, "inproc://zeromq.zap.01");
+		zmq_close(probe);
+		if (rc == 0)
+			break;
+		usleep(1000);
+	}
+	int one = 1;
+	uint8_t secret[32];
+	if (!zmq_z85_decode(secret, cfg->curve_secret_key)) {
+		snprintf(err, errsz, "curve_secret_key is not valid Z85");
+		return -EINVAL;
+	}
+	zmq_setsockopt(p->router, ZMQ_CURVE_SERVER, &one, sizeof(one));
+	zmq_setsockopt(p->router, ZMQ_CURVE_SECRETKEY, secret, 32);
+	zmq_setsockopt(p->router, ZMQ_ZAP_DOMAIN, "rollout", 7);
+	return 0;
+}
+
 /* ---- lifecycle ---- */
 
 int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t errsz)
@@ -1071,6 +1167,8 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	zmq_setsockopt(p->router, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof(hb_ivl));
 	zmq_setsockopt(p->router, ZMQ_HEARTBEAT_TTL, &hb_ttl, sizeof(hb_ttl));
 	zmq_setsockopt(p->router, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout));
+	if (cfg->curve_secret_key && (rc = setup_curve(p, err, errsz)))
+		goto fail;
 	if (zmq_bind(p->router, cfg->listen) < 0) {
 		rc = -errno;
 		snprintf(err, errsz, "cannot listen on %s: %s", cfg->listen, zmq_strerror(errno));
@@ -1168,7 +1266,12 @@ void pool_destroy(struct pool *p)
 	if (p->router)
 		zmq_close(p->router);
 	if (p->zctx)
+		zmq_ctx_shutdown(p->zctx); /* ends the ZAP thread's wait */
+	if (p->zap_running)
+		pthread_join(p->zap, NULL);
+	if (p->zctx)
 		zmq_ctx_term(p->zctx);
+	free(p->allowed);
 	if (p->epfd >= 0)
 		close(p->epfd);
 	pool_metrics_stop(p->m);

@@ -17,7 +17,7 @@
 
 #include "cgroup.h"
 
-#define SBX_MAX_ENV 32
+#define SBX_MAX_ENV     32
 #define SBX_NETNS_STOCK 256
 
 enum sbx_type { SBX_ISOLATED = 0, SBX_NOOP = 1 };

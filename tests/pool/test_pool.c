@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zmq.h>
 
 #include "client.h"
 #include "rollout_wire.h"
@@ -685,6 +686,126 @@ static void test_pool_kill9(void **state)
 	unlink(cfg2);
 }
 
+/* CURVE with an allowlist: a listed key is served, an unlisted key and a NULL peer get
+ * nothing; CURVE without an allowlist refuses to start. */
+static void test_curve(void **state)
+{
+	(void)state;
+	char spub[41], ssec[41], cpub[41], csec[41], opub[41], osec[41];
+	assert_int_equal(zmq_curve_keypair(spub, ssec), 0);
+	assert_int_equal(zmq_curve_keypair(cpub, csec), 0);
+	assert_int_equal(zmq_curve_keypair(opub, osec), 0);
+	char cfg2[256], ep2[64], grp2[64];
+	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-curve-%d.yaml", (int)getpid());
+	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", 45000 + (int)(getpid() % 15000));
+	snprintf(grp2, sizeof(grp2), "rollout-test3-%d", (int)getpid());
+	FILE *f = fopen(cfg2, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"pool:\n  listen: %s\n  cgroup: %s\n  curve_secret_key: \"%s\"\n  profiles: [{name: noop, "
+		"type: noop}]\n",
+		ep2, grp2, ssec);
+	fclose(f);
+	/* No allowlist: refuses to start, saying why. */
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s --check-config %s 2>&1 | grep -q 'needs an allowlist'", pool_bin,
+		 cfg2);
+	assert_int_equal(system(cmd), 0);
+	f = fopen(cfg2, "w");
+	fprintf(f,
+		"pool:\n  listen: %s\n  cgroup: %s\n  curve_secret_key: \"%s\"\n  curve_allowed: [\"%s\"]\n"
+		"  profiles: [{name: noop, type: noop}]\n",
+		ep2, grp2, ssec, cpub);
+	fclose(f);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(pool_bin, pool_bin, "--config", cfg2, "--log-level", "error", (char *)NULL);
+		_exit(127);
+	}
+	struct pc ok, bad, plain;
+	assert_int_equal(pc_connect_curve(&ok, ep2, "allowed", 10000, spub, cpub, csec, 10000), 0);
+	struct pc_result r;
+	assert_int_equal(pc_open(&ok, "noop", &r, 5000), 0);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(pc_connect_curve(&bad, ep2, "stranger", 10000, spub, opub, osec, 1000), -ETIMEDOUT);
+	assert_int_equal(pc_connect(&plain, ep2, "null-peer", 10000) == 0, 0);
+	pc_close(&ok);
+	pc_close(&bad);
+	pc_close(&plain);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(cfg2);
+	const char *ctl[] = { "pids", "memory", "cpu" };
+	for (int i = 0; i < 3; i++) {
+		char d[128];
+		snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s", ctl[i], grp2);
+		rmdir(d);
+	}
+}
+
+/* /metrics passes promtool (when installed) and counts what happened. */
+static void test_metrics(void **state)
+{
+	(void)state;
+	char cfg2[256], ep2[64], grp2[64], cmd[1024];
+	int port = 50000 + (int)(getpid() % 10000);
+	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-metrics-%d.yaml", (int)getpid());
+	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", port);
+	snprintf(grp2, sizeof(grp2), "rollout-test4-%d", (int)getpid());
+	FILE *f = fopen(cfg2, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"pool:\n  listen: %s\n  metrics: 127.0.0.1:%d\n  cgroup: %s\n  profiles: [{name: noop, type: "
+		"noop}]\n",
+		ep2, port + 1, grp2);
+	fclose(f);
+	pid_t pid = pc_spawn_pool(pool_bin, cfg2, ep2, 10000);
+	assert_true(pid > 0);
+	struct pc c;
+	assert_int_equal(pc_connect(&c, ep2, "m", 10000), 0);
+	struct pc_result r;
+	assert_int_equal(pc_open(&c, "noop", &r, 5000), 0);
+	assert_int_equal(pc_exec(&c, r.sandbox, "true", NULL, NULL, 0, 1000, 0, &r, 5000), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sf http://127.0.0.1:%d/metrics > /tmp/rollout-metrics-%d.txt || "
+		 "/usr/bin/python3 -c 'import urllib.request,sys; "
+		 "sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:%d/metrics\").read().decode())' "
+		 "> /tmp/rollout-metrics-%d.txt",
+		 port + 1, (int)getpid(), port + 1, (int)getpid());
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "grep -q 'rollout_pool_requests_total{action=\"Exec\"} 1' /tmp/rollout-metrics-%d.txt",
+		 (int)getpid());
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "grep -q '^rollout_pool_exec_seconds_bucket{le=\"+Inf\"}' /tmp/rollout-metrics-%d.txt",
+		 (int)getpid());
+	assert_int_equal(system(cmd), 0);
+	if (system("command -v promtool >/dev/null") == 0) {
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < /tmp/rollout-metrics-%d.txt",
+			 (int)getpid());
+		assert_int_equal(system(cmd), 0);
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c 'import urllib.request as u\ntry:\n "
+		 "u.urlopen(\"http://127.0.0.1:%d/nope\")\nexcept Exception as e:\n assert \"404\" in "
+		 "str(e)\nelse:\n raise SystemExit(1)'",
+		 port + 1);
+	assert_int_equal(system(cmd), 0);
+	pc_close(&c);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	snprintf(cmd, sizeof(cmd), "/tmp/rollout-metrics-%d.txt", (int)getpid());
+	unlink(cmd);
+	unlink(cfg2);
+	const char *ctl[] = { "pids", "memory", "cpu" };
+	for (int i = 0; i < 3; i++) {
+		char d[128];
+		snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s", ctl[i], grp2);
+		rmdir(d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -703,6 +824,8 @@ int main(void)
 		cmocka_unit_test(test_proc_and_syscalls),
 		cmocka_unit_test(test_sandboxes_are_separate),
 		cmocka_unit_test(test_pool_kill9),
+		cmocka_unit_test(test_curve),
+		cmocka_unit_test(test_metrics),
 	};
 	return cmocka_run_group_tests_name("pool", tests, setup, teardown);
 }
