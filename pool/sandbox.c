@@ -170,6 +170,15 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 {
 	memset(rt, 0, sizeof(*rt));
 	rt->pool_pid = getpid();
+	/* Each sandbox holds two descriptors in the pool and the zygote: use the hard limit. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		struct rlimit want = { 1u << 20, 1u << 20 }; /* root may raise the hard limit too */
+		if (nofile.rlim_max >= want.rlim_max || setrlimit(RLIMIT_NOFILE, &want) < 0) {
+			nofile.rlim_cur = nofile.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &nofile);
+		}
+	}
 	rt->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	rt->userns = geteuid() != 0;
 	int rc = build_seccomp((struct sock_fprog **)&rt->seccomp_prog);

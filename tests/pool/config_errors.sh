@@ -54,6 +54,6 @@ check privileged-uid "unprivileged range" 'pool:
 '
 out=$("$bin" --check-config "$dir" 2>&1); rc=$?
 case "$out" in *"not a regular file"*) [ $rc -eq 1 ] && echo "ok   directory: $out" ;; *) echo "FAIL directory: $out"; fails=$((fails + 1)) ;; esac
-out=$("$bin" --check-config "$ROLLOUT_SOURCE_DIR/configs/pool-local.yaml" 2>&1) || { echo "FAIL shipped config: $out"; fails=$((fails + 1)); }
+out=$("$bin" --check-config "$ROLLOUT_SOURCE_DIR/configs/local.yaml" 2>&1) || { echo "FAIL shipped config: $out"; fails=$((fails + 1)); }
 echo "$fails failed"
 [ $fails -eq 0 ]

@@ -1,0 +1,403 @@
+/* librollout: attach to rolloutd over its unix socket, map the shared segment, build
+ * requests in place in the submission ring and read completions from the completion ring.
+ * See include/rollout/rollout.h. */
+#include "rollout/rollout.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "attach_proto.h"
+#include "ring.h"
+#include "rollout_wire.h"
+
+/* rolloutd overwrites this in place with its dispatch id; writing it makes the field present. */
+#define DISPATCH_PLACEHOLDER UINT64_MAX
+
+struct rollout_client {
+	int sock;
+	int sq_wake, cq_wake;
+	struct shm_seg seg;
+	struct shm_writer w;
+	struct shm_reader r;
+	bool have_cur;
+	uint64_t epoch;
+};
+
+int rollout_connect(const struct rollout_connect_opts *o, rollout_client **out)
+{
+	struct rollout_connect_opts def = { .gpu = -1 };
+	if (!o)
+		o = &def;
+	const char *path = o->socket_path ? o->socket_path : getenv("ROLLOUTD_SOCKET");
+	if (!path)
+		path = ROLLOUT_DEFAULT_SOCKET;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	rollout_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->sq_wake = c->cq_wake = -1;
+	c->seg.fd = -1;
+	int rc;
+	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = errno == ENOENT || errno == ECONNREFUSED ? ROLLOUT_E_NOT_CONNECTED : -errno;
+		goto fail;
+	}
+	struct rollout_attach_req req = { .magic = ROLLOUT_ATTACH_MAGIC,
+					  .version = ROLLOUT_ATTACH_VERSION,
+					  .type = ROLLOUT_ATTACH_REQ,
+					  .gpu = o->gpu,
+					  .pid = (uint32_t)getpid(),
+					  .sq_bytes = o->sq_bytes,
+					  .cq_bytes = o->cq_bytes };
+	strncpy(req.name, o->name ? o->name : "trainer", sizeof(req.name) - 1);
+	if (send(c->sock, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req)) {
+		rc = -errno;
+		goto fail;
+	}
+	struct pollfd pf = { .fd = c->sock, .events = POLLIN };
+	if (poll(&pf, 1, o->timeout_ms > 0 ? o->timeout_ms : 5000) != 1) {
+		rc = -ETIMEDOUT;
+		goto fail;
+	}
+	struct rollout_attach_resp resp;
+	int fds[ROLLOUT_ATTACH_MAX_FDS];
+	unsigned nfds = 0;
+	rc = shm_recv_fds(c->sock, &resp, sizeof(resp), fds, ROLLOUT_ATTACH_MAX_FDS, &nfds);
+	if (rc < 0)
+		goto fail;
+	if (rc != (int)sizeof(resp) || resp.magic != ROLLOUT_ATTACH_MAGIC ||
+	    resp.version != ROLLOUT_ATTACH_VERSION || resp.type != ROLLOUT_ATTACH_RESP) {
+		rc = ROLLOUT_E_PROTOCOL;
+		goto fail_fds;
+	}
+	if (resp.status) {
+		rc = resp.status;
+		goto fail_fds;
+	}
+	int segfd = -1;
+	for (unsigned i = 0; i < nfds && i < ROLLOUT_ATTACH_MAX_FDS; i++) {
+		if (resp.fd_roles[i] == ROLLOUT_FD_SEGMENT && segfd < 0)
+			segfd = fds[i];
+		else if (resp.fd_roles[i] == ROLLOUT_FD_SQ_WAKE && c->sq_wake < 0)
+			c->sq_wake = fds[i];
+		else if (resp.fd_roles[i] == ROLLOUT_FD_CQ_WAKE && c->cq_wake < 0)
+			c->cq_wake = fds[i];
+		else
+			close(fds[i]);
+	}
+	nfds = 0;
+	if (segfd < 0 || c->cq_wake < 0) {
+		if (segfd >= 0)
+			close(segfd);
+		rc = ROLLOUT_E_PROTOCOL;
+		goto fail;
+	}
+	rc = shm_seg_attach(&c->seg, segfd, resp.segment_bytes);
+	if (rc) {
+		close(segfd);
+		goto fail;
+	}
+	if (c->seg.hdr.live.epoch != resp.epoch) {
+		rc = ROLLOUT_E_EPOCH;
+		goto fail;
+	}
+	c->epoch = resp.epoch;
+	struct shm_waitcfg wc;
+	shm_waitcfg_default(&wc);
+	wc.peer_fd = c->sock;
+	wc.wake_fd = c->sq_wake;
+	if ((rc = shm_writer_init(&c->w, &c->seg, SHM_SQ, &wc)))
+		goto fail;
+	shm_waitcfg_default(&wc);
+	wc.peer_fd = c->sock;
+	wc.wait_fd = c->cq_wake;
+	if ((rc = shm_reader_init(&c->r, &c->seg, SHM_CQ, &wc)))
+		goto fail;
+	*out = c;
+	return 0;
+fail_fds:
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+fail:
+	rollout_disconnect(c);
+	return rc;
+}
+
+void rollout_disconnect(rollout_client *c)
+{
+	if (!c)
+		return;
+	if (c->sock >= 0 && c->seg.base) {
+		struct rollout_detach_req d = { .magic = ROLLOUT_ATTACH_MAGIC,
+						.version = ROLLOUT_ATTACH_VERSION,
+						.type = ROLLOUT_DETACH_REQ };
+		send(c->sock, &d, sizeof(d), MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	shm_reader_destroy(&c->r);
+	if (c->seg.base)
+		shm_seg_close(&c->seg);
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->sq_wake >= 0)
+		close(c->sq_wake);
+	if (c->cq_wake >= 0)
+		close(c->cq_wake);
+	free(c);
+}
+
+int rollout_fd(const rollout_client *c)
+{
+	return c->cq_wake;
+}
+
+int rollout_arm(rollout_client *c)
+{
+	shm_writer_publish(&c->w);
+	return shm_reader_arm(&c->r);
+}
+
+/* Reserves room for the largest the request can be, builds it there, commits its size. */
+struct build {
+	struct fb_builder b;
+	void *at;
+	int rc;
+};
+
+static int begin(rollout_client *c, struct build *bd, size_t need)
+{
+	if (need > c->w.g.max_record)
+		return ROLLOUT_E_TOO_BIG;
+	bd->at = shm_writer_reserve(&c->w, (uint32_t)need, &bd->rc);
+	if (!bd->at) {
+		if (bd->rc == -EAGAIN) {
+			/* Make what is committed visible so rolloutd can drain it. */
+			shm_writer_publish(&c->w);
+		}
+		return bd->rc;
+	}
+	fb_builder_init(&bd->b, bd->at, need);
+	return 0;
+}
+
+static int finish(rollout_client *c, struct build *bd, uint64_t request_id, uint64_t deadline_ns, int kind,
+		  fb_ref_t act)
+{
+	struct fb_builder *b = &bd->b;
+	rw_Request_start(b);
+	rw_Request_add_request_id(b, request_id);
+	rw_Request_add_deadline_ns(b, deadline_ns);
+	rw_Request_add_action(b, (uint8_t)kind, act);
+	fb_ref_t r = rw_Request_end(b);
+	rw_Message_start(b);
+	rw_Message_add_dispatch_id(b, DISPATCH_PLACEHOLDER);
+	rw_Message_add_body(b, rw_Body_Request, r);
+	ssize_t n = rw_Message_finish(b, rw_Message_end(b));
+	if (n < 0) {
+		shm_writer_abort(&c->w);
+		return ROLLOUT_E_TOO_BIG;
+	}
+	return shm_writer_commit(&c->w, (uint32_t)n);
+}
+
+static size_t slen(const char *s)
+{
+	return s ? strlen(s) + 8 : 0;
+}
+
+int rollout_open(rollout_client *c, uint64_t request_id, const char *profile, uint64_t deadline_ns)
+{
+	struct build bd;
+	int rc = begin(c, &bd, 256 + slen(profile));
+	if (rc)
+		return rc;
+	fb_ref_t p = fb_create_string(&bd.b, profile ? profile : "default");
+	rw_Open_start(&bd.b);
+	rw_Open_add_profile(&bd.b, p);
+	return finish(c, &bd, request_id, deadline_ns, rw_Action_Open, rw_Open_end(&bd.b));
+}
+
+int rollout_exec(rollout_client *c, uint64_t request_id, uint64_t sandbox, const struct rollout_exec *e,
+		 uint64_t deadline_ns)
+{
+	if (!e || (!e->argv == !e->shell))
+		return -EINVAL;
+	size_t need = 512 + slen(e->shell) + slen(e->cwd) + e->stdin_len;
+	size_t nargv = 0;
+	for (; e->argv && e->argv[nargv]; nargv++)
+		need += slen(e->argv[nargv]) + 4;
+	for (size_t i = 0; i < e->env_len; i++)
+		need += slen(e->env[i].name) + slen(e->env[i].value) + 32;
+	struct build bd;
+	int rc = begin(c, &bd, need);
+	if (rc)
+		return rc;
+	struct fb_builder *b = &bd.b;
+	fb_ref_t argv = 0, envv = 0;
+	if (nargv) {
+		fb_ref_t refs[256];
+		if (nargv > 256) {
+			shm_writer_abort(&c->w);
+			return -E2BIG;
+		}
+		for (size_t i = 0; i < nargv; i++)
+			refs[i] = fb_create_string(b, e->argv[i]);
+		argv = fb_create_vec_ref(b, refs, nargv);
+	}
+	if (e->env_len) {
+		fb_ref_t refs[128];
+		if (e->env_len > 128) {
+			shm_writer_abort(&c->w);
+			return -E2BIG;
+		}
+		for (size_t i = 0; i < e->env_len; i++) {
+			fb_ref_t k = fb_create_string(b, e->env[i].name),
+				 v = fb_create_string(b, e->env[i].value);
+			rw_EnvVar_start(b);
+			rw_EnvVar_add_name(b, k);
+			rw_EnvVar_add_value(b, v);
+			refs[i] = rw_EnvVar_end(b);
+		}
+		envv = fb_create_vec_ref(b, refs, e->env_len);
+	}
+	fb_ref_t sh = e->shell ? fb_create_string(b, e->shell) : 0;
+	fb_ref_t cwd = e->cwd ? fb_create_string(b, e->cwd) : 0;
+	fb_ref_t in = e->stdin_len ? fb_create_vec_u8(b, e->stdin_data, e->stdin_len) : 0;
+	rw_Exec_start(b);
+	rw_Exec_add_sandbox(b, sandbox);
+	rw_Exec_add_argv(b, argv);
+	rw_Exec_add_shell(b, sh);
+	rw_Exec_add_stdin(b, in);
+	rw_Exec_add_env(b, envv);
+	rw_Exec_add_cwd(b, cwd);
+	rw_Exec_add_timeout_ms(b, e->timeout_ms);
+	rw_Exec_add_output_cap(b, e->output_cap);
+	return finish(c, &bd, request_id, deadline_ns, rw_Action_Exec, rw_Exec_end(b));
+}
+
+int rollout_put_file(rollout_client *c, uint64_t request_id, uint64_t sandbox, const char *path,
+		     const void *data, size_t len, uint32_t mode)
+{
+	struct build bd;
+	int rc = begin(c, &bd, 256 + slen(path) + len);
+	if (rc)
+		return rc;
+	fb_ref_t p = fb_create_string(&bd.b, path ? path : "");
+	fb_ref_t d = fb_create_vec_u8(&bd.b, data, len);
+	rw_PutFile_start(&bd.b);
+	rw_PutFile_add_sandbox(&bd.b, sandbox);
+	rw_PutFile_add_path(&bd.b, p);
+	rw_PutFile_add_data(&bd.b, d);
+	rw_PutFile_add_mode(&bd.b, mode ? mode : 0644);
+	return finish(c, &bd, request_id, 0, rw_Action_PutFile, rw_PutFile_end(&bd.b));
+}
+
+int rollout_get_file(rollout_client *c, uint64_t request_id, uint64_t sandbox, const char *path,
+		     uint32_t max_bytes)
+{
+	struct build bd;
+	int rc = begin(c, &bd, 256 + slen(path));
+	if (rc)
+		return rc;
+	fb_ref_t p = fb_create_string(&bd.b, path ? path : "");
+	rw_GetFile_start(&bd.b);
+	rw_GetFile_add_sandbox(&bd.b, sandbox);
+	rw_GetFile_add_path(&bd.b, p);
+	rw_GetFile_add_max_bytes(&bd.b, max_bytes);
+	return finish(c, &bd, request_id, 0, rw_Action_GetFile, rw_GetFile_end(&bd.b));
+}
+
+int rollout_close(rollout_client *c, uint64_t request_id, uint64_t sandbox)
+{
+	struct build bd;
+	int rc = begin(c, &bd, 128);
+	if (rc)
+		return rc;
+	rw_Close_start(&bd.b);
+	rw_Close_add_sandbox(&bd.b, sandbox);
+	return finish(c, &bd, request_id, 0, rw_Action_Close, rw_Close_end(&bd.b));
+}
+
+int rollout_flush(rollout_client *c)
+{
+	return shm_writer_publish(&c->w);
+}
+
+int rollout_wait_space(rollout_client *c, uint32_t len, int timeout_ms)
+{
+	return shm_writer_wait(&c->w, len, timeout_ms);
+}
+
+int rollout_next(rollout_client *c, struct rollout_completion *out)
+{
+	for (;;) {
+		if (c->have_cur) {
+			shm_reader_release(&c->r);
+			c->have_cur = false;
+		}
+		const void *d;
+		uint32_t len;
+		int rc = shm_reader_peek(&c->r, &d, &len);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc)
+			return rc;
+		c->have_cur = true;
+		/* rolloutd writes only verified records, but a record is checked before it is read. */
+		if (rw_Message_verify(d, len) != 0)
+			return ROLLOUT_E_VERIFY;
+		const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(d));
+		if (!k)
+			continue;
+		memset(out, 0, sizeof(*out));
+		out->request_id = rw_Completion_request_id(k);
+		out->status = rw_Completion_status(k);
+		out->infra_failed = rw_Completion_infra_failed(k);
+		out->message = rw_Completion_message(k);
+		const rw_Opened_t *op = rw_Completion_result_as_Opened(k);
+		if (op)
+			out->sandbox = rw_Opened_sandbox(op);
+		const rw_ExecResult_t *e = rw_Completion_result_as_ExecResult(k);
+		if (e) {
+			out->exit_code = rw_ExecResult_exit_code(e);
+			out->signal = rw_ExecResult_signal(e);
+			out->stdout_len = rw_ExecResult_stdout(e, &out->stdout_data);
+			out->stderr_len = rw_ExecResult_stderr(e, &out->stderr_data);
+			out->stdout_truncated = rw_ExecResult_stdout_truncated(e);
+			out->stderr_truncated = rw_ExecResult_stderr_truncated(e);
+			out->wall_us = rw_ExecResult_wall_us(e);
+			out->cpu_us = rw_ExecResult_cpu_us(e);
+			out->peak_memory_kib = rw_ExecResult_peak_memory_kib(e);
+		}
+		const rw_FileData_t *f = rw_Completion_result_as_FileData(k);
+		if (f) {
+			out->file_len = rw_FileData_data(f, &out->file_data);
+			out->file_truncated = rw_FileData_truncated(f);
+		}
+		return 1;
+	}
+}
+
+int rollout_wait(rollout_client *c, int timeout_ms)
+{
+	shm_writer_publish(&c->w);
+	if (c->have_cur) {
+		shm_reader_release(&c->r);
+		c->have_cur = false;
+	}
+	return shm_reader_wait(&c->r, timeout_ms);
+}
+
+const char *rollout_status_name(int status)
+{
+	const char *n = rw_Status_name((uint16_t)status);
+	return n ? n : "UNKNOWN";
+}

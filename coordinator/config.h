@@ -1,0 +1,45 @@
+/* rolloutd configuration (YAML, libcyaml). Every key with its default is in
+ * configs/local.yaml. */
+#ifndef ROLLOUT_COORDINATOR_CONFIG_H
+#define ROLLOUT_COORDINATOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_pool_cfg {
+	char *endpoint;   /* tcp://HOST:PORT */
+	char *dns;        /* HOST:PORT resolved to every address it has (a headless service) */
+	char *server_key; /* the pool's CURVE public key (Z85), when CURVE is on */
+};
+
+struct rd_gpu_cfg {
+	char *pci_bus_id;
+};
+
+struct rd_cfg {
+	char *socket;        /* attach socket path */
+	char *metrics;       /* HOST:PORT of /metrics and /healthz; absent: none */
+	char *identity;      /* name given to pools */
+	uint32_t shards;     /* shard threads; 0: one per GPU, at least one */
+	uint32_t ring_bytes; /* each ring of a trainer's segment (power of two) */
+	uint32_t max_record; /* largest request or completion record */
+	uint32_t lease_ms;   /* asked of pools: sandboxes of a silent coordinator are reaped */
+	uint32_t heartbeat_ms;
+	uint32_t pool_timeout_ms; /* a pool silent this long is down */
+	uint32_t max_queue;       /* opens waiting for capacity, per shard */
+	uint32_t drain_ms;        /* SIGTERM: how long in-flight work may take */
+	char *reserved_cpus;      /* cores kept for the trainer (cpulist); informational here */
+	char *curve_public_key, *curve_secret_key; /* this coordinator's CURVE key pair (Z85) */
+	struct rd_gpu_cfg *gpus;
+	unsigned gpus_count;
+	struct rd_pool_cfg *pools;
+	unsigned pools_count;
+	void *_doc;
+};
+
+/* Loads and checks path; on error writes a message naming the file (line and key where
+ * known) into err and returns a negative code. */
+int rd_config_load(const char *path, struct rd_cfg **out, char *err, size_t errsz);
+void rd_config_free(struct rd_cfg *c);
+
+#endif

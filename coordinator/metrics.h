@@ -1,0 +1,26 @@
+/* rolloutd metrics: counters, gauges and latency histograms updated by the shards with
+ * relaxed atomics, served as Prometheus text on /metrics (and /healthz) by libmicrohttpd's
+ * thread. Labels are bounded: action kind and status from the schema, shard and pool index. */
+#ifndef ROLLOUT_COORDINATOR_METRICS_H
+#define ROLLOUT_COORDINATOR_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_metrics;
+
+int rd_metrics_start(struct rd_metrics **m, const char *addr, uint32_t nshards);
+void rd_metrics_stop(struct rd_metrics *m);
+char *rd_metrics_render(struct rd_metrics *m, size_t *len);
+
+void rd_metrics_request(struct rd_metrics *m, int kind);
+void rd_metrics_completion(struct rd_metrics *m, int kind, int status, uint64_t latency_ns);
+void rd_metrics_refused(struct rd_metrics *m);
+void rd_metrics_backlog(struct rd_metrics *m, int delta);
+void rd_metrics_trainers(struct rd_metrics *m, int delta);
+void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32_t credits);
+void rd_metrics_gauges(struct rd_metrics *m, int shard, uint32_t inflight, uint32_t sessions,
+		       uint32_t waiting);
+
+#endif

@@ -1,0 +1,107 @@
+/* librollout: the trainer's side of rolloutd. A trainer process connects once, then keeps
+ * many sandbox actions in flight through a shared-memory ring: every call below only
+ * builds a record in place and returns; completions arrive in the completion ring and are
+ * read with rollout_next(). Nothing here blocks except rollout_wait() and rollout_connect().
+ *
+ * Threading: a client is used by one thread at a time (the Python binding serialises).
+ * Errors: 0 / a count, or a negative code (-errno or ROLLOUT_E_*, see rollout/error.h and
+ * rollout_strerror()). The library never prints. */
+#ifndef ROLLOUT_ROLLOUT_H
+#define ROLLOUT_ROLLOUT_H
+
+#include <errno.h> /* return codes are -errno values */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollout/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ROLLOUT_DEFAULT_SOCKET "/run/rolloutd.sock"
+
+typedef struct rollout_client rollout_client;
+
+struct rollout_connect_opts {
+	const char *socket_path; /* NULL: $ROLLOUTD_SOCKET or ROLLOUT_DEFAULT_SOCKET */
+	int gpu;                 /* GPU this trainer drives, -1: any */
+	const char *name;        /* label for logs and metrics; NULL: "trainer" */
+	uint32_t sq_bytes;       /* ring sizes; 0: rolloutd's defaults */
+	uint32_t cq_bytes;
+	int timeout_ms; /* attach timeout; 0: 5000 */
+};
+
+/* Connects to rolloutd and maps the shared rings. *out is owned by the caller and freed
+ * with rollout_disconnect(). */
+ROLLOUT_API int rollout_connect(const struct rollout_connect_opts *opts, rollout_client **out);
+/* Detaches: rolloutd closes this trainer's sandboxes. Pending completions are dropped. */
+ROLLOUT_API void rollout_disconnect(rollout_client *c);
+/* An fd that becomes readable when completions may be waiting (register it with poll,
+ * epoll or asyncio). Call rollout_arm() before sleeping on it. */
+ROLLOUT_API int rollout_fd(const rollout_client *c);
+/* Announces that the caller is about to sleep on rollout_fd(): 0 to sleep, -EAGAIN when
+ * completions are already there. */
+ROLLOUT_API int rollout_arm(rollout_client *c);
+
+struct rollout_env {
+	const char *name, *value;
+};
+
+struct rollout_exec {
+	const char *const *argv; /* NULL-terminated; or: */
+	const char *shell;       /* a /bin/sh -c string (exactly one of argv and shell) */
+	const void *stdin_data;
+	size_t stdin_len;
+	const struct rollout_env *env;
+	size_t env_len;
+	const char *cwd;     /* NULL: where the last step ran (initially the work area) */
+	uint32_t timeout_ms; /* 0: the profile's default */
+	uint32_t output_cap; /* bytes per stream; 0: the profile's default */
+};
+
+/* Submissions. Each takes a request id chosen by the caller (unique among its requests in
+ * flight) and an optional deadline (CLOCK_MONOTONIC ns, 0: none). They return 0 when the
+ * request is in the ring, -EAGAIN when the ring is full (read completions, or
+ * rollout_wait_space(), then retry), ROLLOUT_E_TOO_BIG when it can never fit. Requests
+ * become visible to rolloutd at rollout_flush() (or when the ring fills up). */
+ROLLOUT_API int rollout_open(rollout_client *c, uint64_t request_id, const char *profile,
+			     uint64_t deadline_ns);
+ROLLOUT_API int rollout_exec(rollout_client *c, uint64_t request_id, uint64_t sandbox,
+			     const struct rollout_exec *e, uint64_t deadline_ns);
+ROLLOUT_API int rollout_put_file(rollout_client *c, uint64_t request_id, uint64_t sandbox, const char *path,
+				 const void *data, size_t len, uint32_t mode);
+ROLLOUT_API int rollout_get_file(rollout_client *c, uint64_t request_id, uint64_t sandbox, const char *path,
+				 uint32_t max_bytes);
+ROLLOUT_API int rollout_close(rollout_client *c, uint64_t request_id, uint64_t sandbox);
+ROLLOUT_API int rollout_flush(rollout_client *c);
+/* Sleeps until a request of len bytes would fit in the submission ring. */
+ROLLOUT_API int rollout_wait_space(rollout_client *c, uint32_t len, int timeout_ms);
+
+/* A completion. Pointers stay valid until the next rollout_next() on this client. */
+struct rollout_completion {
+	uint64_t request_id;
+	int status;        /* rollout.wire.Status: 0 OK, 1 TIMEOUT, 2 SANDBOX_LOST, ... */
+	bool infra_failed; /* the infrastructure failed, not the action */
+	const char *message;
+	uint64_t sandbox; /* open: the new sandbox */
+	int exit_code, signal;
+	const uint8_t *stdout_data, *stderr_data, *file_data;
+	size_t stdout_len, stderr_len, file_len;
+	bool stdout_truncated, stderr_truncated, file_truncated;
+	uint64_t wall_us, cpu_us, peak_memory_kib;
+};
+
+/* Takes the next completion: 1 when *out is filled, 0 when none is waiting. */
+ROLLOUT_API int rollout_next(rollout_client *c, struct rollout_completion *out);
+/* Sleeps until a completion is waiting, rolloutd goes away (ROLLOUT_E_PEER_DEAD or
+ * ROLLOUT_E_SHUTDOWN) or timeout_ms passes (-ETIMEDOUT; -1 waits forever). Flushes first. */
+ROLLOUT_API int rollout_wait(rollout_client *c, int timeout_ms);
+/* Name of a status value ("OK", "TIMEOUT", ...). */
+ROLLOUT_API const char *rollout_status_name(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
