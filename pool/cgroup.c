@@ -303,3 +303,10 @@ int cg_list(const struct cg_sys *s)
 	closedir(d);
 	return n;
 }
+
+void cg_fini(const struct cg_sys *s)
+{
+	int nctl = s->version == 2 ? 1 : s->version == 1 ? CG_NCTL : 0;
+	for (int i = 0; i < nctl; i++)
+		rmdir(s->dir[i]);
+}

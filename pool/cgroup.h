@@ -35,6 +35,8 @@ uint64_t cg_oom_kills(const struct cg_sys *s, const char *name);
 uint64_t cg_memory_peak(const struct cg_sys *s, const char *name);
 /* Kills and removes every group under the pool's parent: what a crashed pool left. */
 int cg_reap_stale(const struct cg_sys *s);
+/* Removes the pool's parent group (when empty): for tools that use a throwaway group. */
+void cg_fini(const struct cg_sys *s);
 /* Number of sandbox groups that exist now. */
 int cg_list(const struct cg_sys *s);
 

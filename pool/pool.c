@@ -1161,6 +1161,9 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	int one = 1, zero = 0;
 	int64_t maxmsg = (int64_t)cfg->max_message_mb << 20;
 	zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	/* A ROUTER drops what exceeds a peer's send limit; answers must never be dropped. What
+	 * is queued per coordinator is bounded by the credits it was given (max_inflight). */
+	zmq_setsockopt(p->router, ZMQ_SNDHWM, &zero, sizeof(zero));
 	zmq_setsockopt(p->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
 	zmq_setsockopt(p->router, ZMQ_LINGER, &zero, sizeof(zero));
 	int hb_ivl = 1000, hb_ttl = 3000, hb_timeout = 3000;
@@ -1263,6 +1266,8 @@ void pool_destroy(struct pool *p)
 		while (p->boxes[h])
 			box_kill(p, p->boxes[h], rw_Status_SHUTTING_DOWN, "pool is shutting down");
 	zy_stop(&p->zy);
+	if (p->rt.cgroups)
+		cg_fini(&p->rt.cg); /* the parent group goes too when nothing is left in it */
 	if (p->router)
 		zmq_close(p->router);
 	if (p->zctx)

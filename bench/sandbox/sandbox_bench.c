@@ -340,14 +340,8 @@ static int sandbox_main(int argc, char **argv)
 	double pss = 0;
 	int live = density(&rt, &prof, o.count, &pss);
 	bench_note("density: %d live sandboxes, %.0f KiB PSS each", live, pss);
+	cg_fini(&rt.cg);
 	sbx_runtime_free(&rt);
-	for (int i = 0; i < 3; i++) {
-		char d[128];
-		static const char *ctl[] = { "pids", "memory", "cpu" };
-		snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s", ctl[i], group);
-		rmdir(d);
-		snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/rollout-bench-%d", ctl[i], (int)getpid());
-	}
 	if (json) {
 		bench_json_begin();
 		bench_json_str("suite", "sandbox");

@@ -147,6 +147,18 @@ static int teardown(void **state)
 		waitpid(pool_pid, NULL, 0);
 	}
 	int procs, n = sandbox_cgroups(group, &procs);
+	/* Sandbox mounts live in their own namespaces: the host's table is as it was. */
+	FILE *mi = fopen("/proc/self/mountinfo", "r");
+	int mounts = 0;
+	char line[1024];
+	while (mi && fgets(line, sizeof(line), mi))
+		mounts += strstr(line, "rollout-pool-root") != NULL;
+	if (mi)
+		fclose(mi);
+	if (mounts) {
+		fprintf(stderr, "test_pool: %d sandbox mounts visible on the host\n", mounts);
+		return -1;
+	}
 	unlink(config);
 	char d[128];
 	const char *ctl[] = { "pids", "memory", "cpu" };
@@ -466,6 +478,35 @@ static void test_memory_bomb(void **state)
 	assert_true(out_has(&r, "fine"));
 	close_box(b);
 	close_box(c);
+}
+
+/* Case 4: CPU spinners in many threads are held to the cpu quota (50% of a cpu here) and a
+ * neighbour still answers promptly. */
+static void test_cpu_spin(void **state)
+{
+	(void)state;
+	uint64_t a = open_box(), b = open_box();
+	assert_int_equal(
+	    pc_send_exec(&C, 880001, a, "for i in 1 2 3 4; do (while :; do :; done) & done; wait", 2000), 0);
+	usleep(300000);
+	uint64_t worst = 0;
+	for (int i = 0; i < 5; i++) {
+		uint64_t t0 = now_ms();
+		struct pc_result r = sh(b, "true", 5000);
+		assert_int_equal(r.status, 0);
+		if (now_ms() - t0 > worst)
+			worst = now_ms() - t0;
+	}
+	struct pc_result r;
+	assert_int_equal(pc_wait(&C, 880001, &r, 10000), 0);
+	assert_int_equal(r.status, rw_Status_TIMEOUT);
+	print_message("spinners: wall %llu ms, cpu %llu ms; neighbour's worst exec %llu ms\n",
+		      (unsigned long long)r.wall_us / 1000, (unsigned long long)r.cpu_us / 1000,
+		      (unsigned long long)worst);
+	assert_true(r.cpu_us < r.wall_us * 8 / 10); /* quota 50%: far below the 4 cpus they asked for */
+	assert_true(worst < 1000);
+	close_box(a);
+	close_box(b);
 }
 
 static void test_timeout_kills_everything(void **state)
@@ -818,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_posture),
 		cmocka_unit_test(test_fork_bomb_and_pids),
 		cmocka_unit_test(test_memory_bomb),
+		cmocka_unit_test(test_cpu_spin),
 		cmocka_unit_test(test_timeout_kills_everything),
 		cmocka_unit_test(test_disk_and_fds),
 		cmocka_unit_test(test_network),

@@ -1,0 +1,423 @@
+/* End to end: librollout -> rolloutd -> rollout-pool, real processes on loopback. The
+ * rollout path, errors, deadlines, a trainer that dies holding sandboxes, a pool killed with
+ * requests in flight (each completes exactly once, as SANDBOX_LOST), a pool that comes back,
+ * and exactly-once accounting of many pipelined requests. Needs root (the pool). */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rollout/rollout.h"
+
+static char bin[512], cfg[256], sock[128], group[64];
+static int port;
+static pid_t pool_pid = -1, rd_pid = -1;
+static rollout_client *C;
+static uint64_t next_id = 1;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static pid_t spawn(const char *exe)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", bin, exe);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(path, path, "--config", cfg, "--log-level", "warn", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int sandbox_cgroups(void)
+{
+	char d[128];
+	snprintf(d, sizeof(d), "/sys/fs/cgroup/pids/%s", group);
+	DIR *dir = opendir(d);
+	int n = 0;
+	struct dirent *e;
+	while (dir && (e = readdir(dir)))
+		n += !strncmp(e->d_name, "sbx-", 4);
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+/* Waits for the completion of request id; any other completion is a test failure unless
+ * collected by the caller. */
+static int wait_for(uint64_t id, struct rollout_completion *out, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		int n = rollout_next(C, out);
+		if (n < 0)
+			return n;
+		if (n == 1) {
+			if (out->request_id == id)
+				return 0;
+			fail_msg("unexpected completion %llu while waiting for %llu",
+				 (unsigned long long)out->request_id, (unsigned long long)id);
+		}
+		if (now_ns() > end)
+			return -ETIMEDOUT;
+		int rc = rollout_wait(C, 200);
+		if (rc && rc != -ETIMEDOUT)
+			return rc;
+	}
+}
+
+static uint64_t open_sb(const char *profile)
+{
+	uint64_t id = next_id++;
+	assert_int_equal(rollout_open(C, id, profile, 0), 0);
+	rollout_flush(C);
+	struct rollout_completion c;
+	assert_int_equal(wait_for(id, &c, 20000), 0);
+	if (c.status)
+		fail_msg("open: %s (%s)", rollout_status_name(c.status), c.message ? c.message : "");
+	return c.sandbox;
+}
+
+static struct rollout_completion sh(uint64_t sb, const char *cmd, uint64_t deadline)
+{
+	uint64_t id = next_id++;
+	struct rollout_exec e = { .shell = cmd, .timeout_ms = 20000 };
+	assert_int_equal(rollout_exec(C, id, sb, &e, deadline), 0);
+	rollout_flush(C);
+	struct rollout_completion c;
+	assert_int_equal(wait_for(id, &c, 30000), 0);
+	return c;
+}
+
+static void write_cfg(void)
+{
+	FILE *f = fopen(cfg, "w");
+	assert_non_null(f);
+	fprintf(
+	    f,
+	    "rolloutd:\n  socket: %s\n  metrics: 127.0.0.1:%d\n  heartbeat_ms: 200\n  pool_timeout_ms: 800\n"
+	    "  lease_ms: 2000\n  pools: [{endpoint: tcp://127.0.0.1:%d}]\n"
+	    "pool:\n  listen: tcp://127.0.0.1:%d\n  cgroup: %s\n  metrics: 127.0.0.1:%d\n  profiles:\n"
+	    "    - {name: default, warm: 4, max: 64, memory_mb: 256, pids: 64}\n"
+	    "    - {name: noop, type: noop, max: 100000}\n",
+	    sock, port + 1, port, port, group, port + 2);
+	fclose(f);
+}
+
+static int start_pool(void)
+{
+	pool_pid = spawn("pool/rollout-pool");
+	return pool_pid > 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_e2e: needs root (rollout-pool); skipping\n");
+		exit(77);
+	}
+	const char *b = getenv("ROLLOUT_BINARY_DIR");
+	snprintf(bin, sizeof(bin), "%s", b ? b : ".");
+	int me = (int)getpid();
+	port = 30000 + (me % 10000) * 3 % 30000;
+	snprintf(cfg, sizeof(cfg), "/tmp/rollout-e2e-%d.yaml", me);
+	snprintf(sock, sizeof(sock), "/tmp/rollout-e2e-%d.sock", me);
+	snprintf(group, sizeof(group), "rollout-e2e-%d", me);
+	write_cfg();
+	start_pool();
+	rd_pid = spawn("coordinator/rolloutd");
+	struct rollout_connect_opts o = { .socket_path = sock, .gpu = -1, .name = "e2e" };
+	for (int i = 0; i < 100; i++) {
+		if (rollout_connect(&o, &C) == 0)
+			break;
+		usleep(50000);
+	}
+	if (!C)
+		return -1;
+	/* Ready when an open succeeds (the pool link is up). */
+	for (int i = 0; i < 100; i++) {
+		uint64_t id = next_id++;
+		rollout_open(C, id, "noop", 0);
+		rollout_flush(C);
+		struct rollout_completion c;
+		if (wait_for(id, &c, 5000) == 0 && c.status == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (C)
+		rollout_disconnect(C);
+	if (rd_pid > 0) {
+		kill(rd_pid, SIGTERM);
+		waitpid(rd_pid, NULL, 0);
+	}
+	if (pool_pid > 0) {
+		kill(pool_pid, SIGTERM);
+		waitpid(pool_pid, NULL, 0);
+	}
+	unlink(cfg);
+	int left = sandbox_cgroups();
+	return left ? -1 : 0;
+}
+
+static void test_rollout_path(void **state)
+{
+	(void)state;
+	uint64_t sb = open_sb("default");
+	uint64_t id = next_id++;
+	assert_int_equal(rollout_put_file(C, id, sb, "in.txt", "3 4\n", 4, 0644), 0);
+	rollout_flush(C);
+	struct rollout_completion c;
+	assert_int_equal(wait_for(id, &c, 5000), 0);
+	assert_int_equal(c.status, 0);
+	c = sh(sb, "read a b < in.txt; echo $((a*b)) > out.txt; cat out.txt; echo warn >&2; exit 5", 0);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.exit_code, 5);
+	assert_int_equal(c.stdout_len, 3);
+	assert_memory_equal(c.stdout_data, "12\n", 3);
+	assert_memory_equal(c.stderr_data, "warn\n", 5);
+	const char *argv[] = { "cat", NULL };
+	struct rollout_exec e = { .argv = argv, .stdin_data = "piped", .stdin_len = 5 };
+	id = next_id++;
+	assert_int_equal(rollout_exec(C, id, sb, &e, 0), 0);
+	rollout_flush(C);
+	assert_int_equal(wait_for(id, &c, 10000), 0);
+	assert_memory_equal(c.stdout_data, "piped", 5);
+	id = next_id++;
+	assert_int_equal(rollout_get_file(C, id, sb, "out.txt", 0), 0);
+	rollout_flush(C);
+	assert_int_equal(wait_for(id, &c, 5000), 0);
+	assert_int_equal(c.file_len, 3);
+	id = next_id++;
+	assert_int_equal(rollout_close(C, id, sb), 0);
+	rollout_flush(C);
+	assert_int_equal(wait_for(id, &c, 5000), 0);
+	assert_int_equal(c.status, 0);
+	/* After close: NOT_FOUND, decided by rolloutd. */
+	c = sh(sb, "true", 0);
+	assert_int_equal(c.status, 5 /* NOT_FOUND */);
+	/* Unknown profile. */
+	id = next_id++;
+	assert_int_equal(rollout_open(C, id, "no-such-profile", 0), 0);
+	rollout_flush(C);
+	assert_int_equal(wait_for(id, &c, 5000), 0);
+	assert_int_equal(c.status, 11 /* UNKNOWN_PROFILE */);
+}
+
+static void test_deadline(void **state)
+{
+	(void)state;
+	uint64_t sb = open_sb("default");
+	uint64_t t0 = now_ns();
+	struct rollout_completion c = sh(sb, "sleep 20", now_ns() + 300000000ull);
+	assert_int_equal(c.status, 1 /* TIMEOUT */);
+	assert_false(c.infra_failed);
+	assert_true(now_ns() - t0 < 1500000000ull);
+	/* The pool cancelled the action: the sandbox is gone with it. */
+	c = sh(sb, "true", 0);
+	assert_true(c.status == 5 || c.status == 2);
+}
+
+/* A trainer killed while holding sandboxes: they are closed at the pool within a second or two. */
+static void test_trainer_death(void **state)
+{
+	(void)state;
+	int before = sandbox_cgroups();
+	pid_t child = fork();
+	if (child == 0) {
+		struct rollout_connect_opts o = { .socket_path = sock, .gpu = -1, .name = "doomed" };
+		rollout_client *c2;
+		if (rollout_connect(&o, &c2))
+			_exit(1);
+		for (int i = 0; i < 3; i++)
+			rollout_open(c2, (uint64_t)i, "default", 0);
+		rollout_flush(c2);
+		int got = 0;
+		while (got < 3) {
+			struct rollout_completion cp;
+			int n = rollout_next(c2, &cp);
+			if (n == 1)
+				got++;
+			else if (n == 0 && rollout_wait(c2, 10000))
+				_exit(2);
+		}
+		/* One more request left half-built in the ring, then death. */
+		rollout_exec(c2, 99, 1, &(struct rollout_exec){ .shell = "true" }, 0);
+		kill(getpid(), SIGKILL);
+	}
+	int st;
+	waitpid(child, &st, 0);
+	assert_true(WIFSIGNALED(st));
+	uint64_t end = now_ns() + 3000000000ull;
+	while (sandbox_cgroups() > before + 1 && now_ns() < end)
+		usleep(20000);
+	/* Warm refill may add sandboxes; what must go are the three it held. */
+	usleep(300000);
+	assert_true(sandbox_cgroups() <= before + 2);
+	/* rolloutd still serves us. */
+	struct rollout_completion c = sh(open_sb("noop"), "true", 0);
+	assert_int_equal(c.status, 0);
+}
+
+/* Many requests in flight, a pool killed: every one completes exactly once. Then the pool
+ * comes back and is used again. */
+static void test_pool_death_exactly_once(void **state)
+{
+	(void)state;
+	enum { N = 12 };
+	uint64_t sbs[N], ids[N];
+	for (int i = 0; i < N; i++)
+		sbs[i] = open_sb("default");
+	for (int i = 0; i < N; i++) {
+		ids[i] = next_id++;
+		assert_int_equal(
+		    rollout_exec(C, ids[i], sbs[i], &(struct rollout_exec){ .shell = "sleep 30" }, 0), 0);
+	}
+	rollout_flush(C);
+	usleep(300000);
+	kill(pool_pid, SIGKILL);
+	waitpid(pool_pid, NULL, 0);
+	int seen[N] = { 0 };
+	int got = 0;
+	uint64_t end = now_ns() + 5000000000ull;
+	while (now_ns() < end && got < N) {
+		struct rollout_completion c;
+		int n = rollout_next(C, &c);
+		if (n == 1) {
+			for (int i = 0; i < N; i++)
+				if (ids[i] == c.request_id) {
+					seen[i]++;
+					got++;
+					assert_int_equal(c.status, 2 /* SANDBOX_LOST */);
+					assert_true(c.infra_failed);
+				}
+		} else {
+			rollout_wait(C, 100);
+		}
+	}
+	assert_int_equal(got, N);
+	/* Nothing more arrives: no duplicates. */
+	struct rollout_completion c;
+	rollout_wait(C, 500);
+	assert_int_equal(rollout_next(C, &c), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(seen[i], 1);
+	/* Their sandboxes are gone with the pool: later steps say so. */
+	c = sh(sbs[0], "true", 0);
+	assert_true(c.status == 5 || c.status == 2 || c.status == 15);
+	/* The pool comes back and is used for new sandboxes. */
+	start_pool();
+	uint64_t t0 = now_ns();
+	for (;;) {
+		uint64_t id = next_id++;
+		assert_int_equal(rollout_open(C, id, "noop", 0), 0);
+		rollout_flush(C);
+		assert_int_equal(wait_for(id, &c, 5000), 0);
+		if (c.status == 0)
+			break;
+		assert_true(now_ns() - t0 < 10000000000ull);
+		usleep(100000);
+	}
+	c = sh(open_sb("default"), "echo back", 0);
+	assert_int_equal(c.status, 0);
+}
+
+/* Pipelined no-op steps: every request id completes exactly once. */
+static void test_exactly_once_many(void **state)
+{
+	(void)state;
+	enum { TRAJ = 200, STEPS = 20 };
+	static uint64_t sbs[TRAJ];
+	static unsigned count[TRAJ * (STEPS + 1)];
+	memset(count, 0, sizeof(count));
+	for (int i = 0; i < TRAJ; i++)
+		sbs[i] = open_sb("noop");
+	uint64_t base = next_id;
+	next_id += TRAJ * (STEPS + 1);
+	int sent = 0, got = 0;
+	uint64_t give_up = now_ns() + 60000000000ull;
+	while (got < TRAJ * STEPS) {
+		if (now_ns() > give_up)
+			fail_msg("only %d of %d completions after 60 s (%d sent)", got, TRAJ * STEPS, sent);
+		while (sent < TRAJ * STEPS) {
+			int i = sent % TRAJ;
+			int rc = rollout_exec(C, base + (uint64_t)sent, sbs[i],
+					      &(struct rollout_exec){ .shell = "true" }, 0);
+			if (rc == -EAGAIN)
+				break;
+			assert_int_equal(rc, 0);
+			sent++;
+		}
+		rollout_flush(C);
+		struct rollout_completion c;
+		int n;
+		while ((n = rollout_next(C, &c)) == 1) {
+			uint64_t k = c.request_id - base;
+			assert_true(k < (uint64_t)TRAJ * STEPS);
+			assert_int_equal(c.status, 0);
+			count[k]++;
+			got++;
+		}
+		assert_true(n >= 0);
+		if (got < sent)
+			rollout_wait(C, 1000);
+	}
+	for (int k = 0; k < TRAJ * STEPS; k++)
+		assert_int_equal(count[k], 1);
+}
+
+static void test_metrics(void **state)
+{
+	(void)state;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c 'import urllib.request,sys; "
+		 "sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:%d/metrics\").read().decode())' "
+		 "> /tmp/rd-metrics-%d.txt",
+		 port + 1, (int)getpid());
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "grep -q 'rolloutd_completions_total{action=\"Exec\",status=\"OK\"} [1-9]' "
+		 "/tmp/rd-metrics-%d.txt",
+		 (int)getpid());
+	assert_int_equal(system(cmd), 0);
+	if (system("command -v promtool >/dev/null") == 0) {
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < /tmp/rd-metrics-%d.txt", (int)getpid());
+		assert_int_equal(system(cmd), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "/tmp/rd-metrics-%d.txt", (int)getpid());
+	unlink(cmd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rollout_path),  cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_trainer_death), cmocka_unit_test(test_exactly_once_many),
+		cmocka_unit_test(test_metrics),       cmocka_unit_test(test_pool_death_exactly_once),
+	};
+	return cmocka_run_group_tests_name("e2e", tests, setup, teardown);
+}
