@@ -408,6 +408,19 @@ static int start_create(struct pool *p, int profile)
 
 static void dispatch_next(struct pool *p, struct box *b);
 
+/* Keeps the zygote busy while the profile is below its warm target or opens wait: a few
+ * requests queued at the zygote, so it never idles between two creations. */
+static void refill(struct pool *p, int profile)
+{
+	struct profile_state *ps = &p->prof[profile];
+	if (p->draining)
+		return;
+	while (ps->warm + ps->creating < ps->sp.warm + ps->waiting && ps->creating < 4 &&
+	       ps->total < ps->sp.max)
+		if (start_create(p, profile))
+			break;
+}
+
 static void lease_to(struct pool *p, struct box *b, struct job *open)
 {
 	struct profile_state *ps = &p->prof[b->profile];
@@ -461,6 +474,7 @@ static void on_zygote(struct pool *p)
 		}
 		return;
 	}
+	refill(p, b->profile);
 	b->s.fd = fd;
 	b->s.pidfd = pidfd;
 	b->s.pid = r.pid;
@@ -1008,15 +1022,8 @@ static void tick(struct pool *p)
 			if (b->cur && now > b->cur_deadline)
 				box_kill(p, b, rw_Status_SANDBOX_LOST, "sandbox stopped answering");
 		}
-	/* Warm refill, a few creations in flight at a time so opens are not starved. */
-	if (!p->draining)
-		for (size_t i = 0; i < p->nprof; i++) {
-			struct profile_state *ps = &p->prof[i];
-			while (ps->warm + ps->creating < ps->sp.warm + ps->waiting && ps->creating < 2 &&
-			       ps->total < ps->sp.max)
-				if (start_create(p, (int)i))
-					break;
-		}
+	for (size_t i = 0; i < p->nprof; i++)
+		refill(p, (int)i);
 	cache_expire(p, now);
 	if (p->capacity_dirty && now - p->last_capacity_sent > 100000000ull) {
 		send_capacity(p, NULL, false);

@@ -394,6 +394,8 @@ static int child_main(void *argp)
 	STEP(sethostname(p->hostname, strlen(p->hostname)) < 0 ? -errno : 0);
 	if (a->netns < 0)
 		STEP(loopback_up());
+	/* Below the daemons: a busy sandbox never starves the pool, the zygote or rolloutd. */
+	STEP(setpriority(PRIO_PROCESS, 0, 5) < 0 ? -errno : 0);
 	STEP(set_limit(RLIMIT_NOFILE, p->nofile));
 	STEP(set_limit(RLIMIT_FSIZE, (uint64_t)p->file_mb << 20));
 	STEP(set_limit(RLIMIT_CORE, 0));
