@@ -103,7 +103,8 @@ struct pool {
 	uint64_t next_id;
 	struct box *boxes[NBUCKET];
 	struct peer *peers;
-	struct cached *cache[NBUCKET];
+	struct cached **cache; /* hash table, grown to keep chains short */
+	size_t cache_nb, cache_n;
 	struct cached *cache_head, *cache_tail;
 	size_t cache_bytes;
 	uint64_t last_capacity_sent;
@@ -215,14 +216,20 @@ static void job_free(struct job *j)
 
 /* ---- result cache (dedupe of dispatch ids) ---- */
 
-static size_t cache_hash(struct peer *peer, uint64_t dispatch)
+static size_t cache_hash(const struct pool *p, struct peer *peer, uint64_t dispatch)
 {
-	return hash_u64(dispatch ^ ((uint64_t)(uintptr_t)peer * 0x9e3779b97f4a7c15ull));
+	uint64_t v = dispatch ^ ((uint64_t)(uintptr_t)peer * 0x9e3779b97f4a7c15ull);
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdull;
+	v ^= v >> 33;
+	return (size_t)(v & (p->cache_nb - 1));
 }
 
 static struct cached *cache_find(struct pool *p, struct peer *peer, uint64_t dispatch)
 {
-	for (struct cached *c = p->cache[cache_hash(peer, dispatch)]; c; c = c->hnext)
+	if (!p->cache)
+		return NULL;
+	for (struct cached *c = p->cache[cache_hash(p, peer, dispatch)]; c; c = c->hnext)
 		if (c->peer == peer && c->dispatch == dispatch)
 			return c;
 	return NULL;
@@ -230,28 +237,54 @@ static struct cached *cache_find(struct pool *p, struct peer *peer, uint64_t dis
 
 static void cache_unlink(struct pool *p, struct cached *c)
 {
-	struct cached **pp = &p->cache[cache_hash(c->peer, c->dispatch)];
+	struct cached **pp = &p->cache[cache_hash(p, c->peer, c->dispatch)];
 	while (*pp && *pp != c)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = c->hnext;
-	p->cache_bytes -= c->len;
+	p->cache_bytes -= c->len + sizeof(*c);
+	p->cache_n--;
 	free(c->bytes);
 	free(c);
+}
+
+static bool cache_grow(struct pool *p)
+{
+	size_t nb = p->cache_nb ? p->cache_nb * 2 : 4096;
+	struct cached **t = calloc(nb, sizeof(*t));
+	if (!t)
+		return p->cache != NULL;
+	struct cached **old = p->cache;
+	size_t onb = p->cache_nb;
+	p->cache = t;
+	p->cache_nb = nb;
+	for (size_t i = 0; i < onb; i++)
+		for (struct cached *c = old[i], *n; c; c = n) {
+			n = c->hnext;
+			size_t h = cache_hash(p, c->peer, c->dispatch);
+			c->hnext = t[h];
+			t[h] = c;
+		}
+	free(old);
+	return true;
 }
 
 /* Marks a dispatch as seen (in flight) so a duplicate is not run again. */
 static struct cached *cache_begin(struct pool *p, struct peer *peer, uint64_t dispatch)
 {
+	if ((!p->cache || p->cache_n + 1 > p->cache_nb * 2) && !cache_grow(p))
+		return NULL;
 	struct cached *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->peer = peer;
 	c->dispatch = dispatch;
 	c->expires = UINT64_MAX;
-	size_t h = cache_hash(peer, dispatch);
+	size_t h = cache_hash(p, peer, dispatch);
 	c->hnext = p->cache[h];
 	p->cache[h] = c;
+	p->cache_n++;
+	p->cache_bytes += sizeof(*c);
 	if (p->cache_tail)
 		p->cache_tail->fnext = c;
 	else
@@ -1292,6 +1325,7 @@ void pool_destroy(struct pool *p)
 		p->cache_head = c->fnext;
 		cache_unlink(p, c);
 	}
+	free(p->cache);
 	for (struct peer *q = p->peers, *n; q; q = n) {
 		n = q->next;
 		free(q);
