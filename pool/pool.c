@@ -507,7 +507,6 @@ static void on_zygote(struct pool *p)
 		}
 		return;
 	}
-	refill(p, b->profile);
 	b->s.fd = fd;
 	b->s.pidfd = pidfd;
 	b->s.pid = r.pid;
@@ -527,6 +526,7 @@ static void on_zygote(struct pool *p)
 		ps->waiting--;
 		lease_to(p, b, j);
 		job_free(j);
+		refill(p, b->profile);
 		return;
 	}
 	b->state = BOX_WARM;
@@ -534,6 +534,7 @@ static void on_zygote(struct pool *p)
 	ps->warm_list = b;
 	ps->warm++;
 	p->capacity_dirty = true;
+	refill(p, b->profile);
 }
 
 /* Sends the job's request to the sandbox's init. */
