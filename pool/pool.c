@@ -32,6 +32,8 @@
 #define BACKSTOP_MS     2000 /* an action gets this long past its timeout before its sandbox is declared lost */
 #define DRAIN_MS        10000
 #define CACHE_MAX_BYTES (256u << 20)
+#define EV_ROUTER       0ull /* epoll tags; sandbox ids are 1.. */
+#define EV_ZYGOTE       UINT64_MAX
 
 enum box_state { BOX_CREATING, BOX_WARM, BOX_LEASED };
 
@@ -393,9 +395,7 @@ static void box_kill(struct pool *p, struct box *b, int status, const char *why)
 	ps->total--;
 	if (b->s.fd >= 0) {
 		epoll_ctl(p->epfd, EPOLL_CTL_DEL, b->s.fd, NULL);
-		epoll_ctl(p->epfd, EPOLL_CTL_DEL, b->s.pidfd, NULL);
 		close(b->s.fd);
-		close(b->s.pidfd);
 		zy_request(&p->zy, ZY_DESTROY, 0, b->s.id);
 	}
 	box_unlink(p, b);
@@ -507,17 +507,18 @@ static void on_zygote(struct pool *p)
 		}
 		return;
 	}
+	/* Init's death shows as EOF on its socket; the pidfd is not needed here (the zygote
+	 * keeps one to kill it), and one descriptor per sandbox keeps 10k sandboxes possible. */
+	close(pidfd);
 	b->s.fd = fd;
-	b->s.pidfd = pidfd;
+	b->s.pidfd = -1;
 	b->s.pid = r.pid;
 	b->s.uid = r.uid;
 	b->oom_seen = r.oom_before;
 	snprintf(b->s.cgname, sizeof(b->s.cgname), "sbx-%llu", (unsigned long long)b->s.id);
 	pool_metrics_create_ns(p->m, r.create_ns);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = b };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = b->s.id };
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
-	struct epoll_event evp = { .events = EPOLLIN, .data.u64 = 1ull | ((uint64_t)(uintptr_t)b) };
-	epoll_ctl(p->epfd, EPOLL_CTL_ADD, pidfd, &evp);
 	if (ps->waiting_head) {
 		struct job *j = ps->waiting_head;
 		ps->waiting_head = j->next;
@@ -1222,9 +1223,9 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	int zfd;
 	size_t zl = sizeof(zfd);
 	zmq_getsockopt(p->router, ZMQ_FD, &zfd, &zl);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_ROUTER };
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, zfd, &ev);
-	struct epoll_event evz = { .events = EPOLLIN, .data.ptr = &p->zy };
+	struct epoll_event evz = { .events = EPOLLIN, .data.u64 = EV_ZYGOTE };
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->zy.fd, &evz);
 	rc = pool_metrics_start(&p->m, cfg->metrics, cfg->identity);
 	if (rc) {
@@ -1268,24 +1269,17 @@ int pool_run(struct pool *p, volatile int *stop)
 		zmq_getsockopt(p->router, ZMQ_EVENTS, &zev, &zl);
 		int n = epoll_wait(p->epfd, evs, 64, (zev & ZMQ_POLLIN) ? 0 : TICK_MS);
 		for (int i = 0; i < n; i++) {
-			void *ptr = evs[i].data.ptr;
-			if (ptr == NULL)
-				continue; /* the ROUTER: drained below */
-			if (ptr == &p->zy) {
+			/* Events carry ids, not pointers: a sandbox killed earlier in this batch is
+			 * simply not found. */
+			uint64_t id = evs[i].data.u64;
+			if (id == EV_ROUTER)
+				continue; /* drained below */
+			if (id == EV_ZYGOTE) {
 				on_zygote(p);
 				continue;
 			}
-			uint64_t u = evs[i].data.u64;
-			struct box *b = (struct box *)(uintptr_t)(u & ~1ull);
-			/* Skip events of a sandbox killed earlier in this batch. */
-			bool alive = false;
-			for (struct box *q = p->boxes[hash_u64(b->s.id)]; q && !alive; q = q->hnext)
-				alive = q == b;
-			if (!alive)
-				continue;
-			if (u & 1)
-				box_kill(p, b, rw_Status_SANDBOX_LOST, "sandbox init died");
-			else
+			struct box *b = box_find(p, id);
+			if (b)
 				on_box_readable(p, b);
 		}
 		on_router(p);

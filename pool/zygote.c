@@ -101,8 +101,14 @@ static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profi
 					resp.uid = z->s.uid;
 					resp.oom_before = z->s.oom_before;
 					int fds[2] = { z->s.fd, z->s.pidfd };
-					if (shm_send_fds(sock, &resp, sizeof(resp), fds, 2) == 0)
+					if (shm_send_fds(sock, &resp, sizeof(resp), fds, 2) == 0) {
+						/* The pool talks to the sandbox; one descriptor per sandbox
+						 * here (the pidfd, to kill it) keeps 10k sandboxes within
+						 * common fd limits. */
+						close(z->s.fd);
+						z->s.fd = -1;
 						continue;
+					}
 					sbx_destroy(rt, &z->s);
 					z->used = false;
 					continue;

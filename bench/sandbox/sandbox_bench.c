@@ -115,6 +115,9 @@ static int density(struct sbx_runtime *rt, const struct sbx_profile *p, int coun
 			bench_note("density: stopped at %d sandboxes: %s", live, strerror(-rc));
 			break;
 		}
+		/* One descriptor per live sandbox (its socket): the pidfd is not needed to kill it. */
+		close(all[live].pidfd);
+		all[live].pidfd = -1;
 		if ((live + 1) % 1000 == 0)
 			bench_note("density: %d sandboxes live (%.1f s)", live + 1,
 				   (double)(bench_now_ns() - t0) / 1e9);

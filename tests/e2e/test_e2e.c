@@ -412,12 +412,54 @@ static void test_metrics(void **state)
 	unlink(cmd);
 }
 
+/* rolloutd killed: the trainer's pending calls end with a clear error within a second. */
+static void test_rolloutd_death(void **state)
+{
+	(void)state;
+	uint64_t sb = open_sb("default");
+	uint64_t id = next_id++;
+	assert_int_equal(rollout_exec(C, id, sb, &(struct rollout_exec){ .shell = "sleep 30" }, 0), 0);
+	rollout_flush(C);
+	usleep(200000);
+	kill(rd_pid, SIGKILL);
+	waitpid(rd_pid, NULL, 0);
+	rd_pid = -1;
+	uint64_t t0 = now_ns();
+	int rc = rollout_wait(C, 10000);
+	assert_true(rc == ROLLOUT_E_PEER_DEAD || rc == ROLLOUT_E_SHUTDOWN);
+	assert_true(now_ns() - t0 < 1000000000ull);
+	struct rollout_completion c;
+	assert_int_equal(rollout_next(C, &c), 0);
+	print_message("rolloutd death noticed after %.0f ms: %s\n", (double)(now_ns() - t0) / 1e6,
+		      rollout_strerror(rc));
+	/* A new rolloutd (new epoch) serves a new connection; the pool reaps the old one's
+	 * sandboxes when its lease runs out. */
+	rd_pid = spawn("coordinator/rolloutd");
+	rollout_disconnect(C);
+	C = NULL;
+	struct rollout_connect_opts o = { .socket_path = sock, .gpu = -1, .name = "e2e-again" };
+	for (int i = 0; i < 100 && !C; i++)
+		if (rollout_connect(&o, &C))
+			usleep(50000);
+	assert_non_null(C);
+	for (int i = 0; i < 100; i++) {
+		id = next_id++;
+		rollout_open(C, id, "noop", 0);
+		rollout_flush(C);
+		if (wait_for(id, &c, 5000) == 0 && c.status == 0)
+			break;
+		usleep(50000);
+	}
+	assert_int_equal(c.status, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rollout_path),  cmocka_unit_test(test_deadline),
-		cmocka_unit_test(test_trainer_death), cmocka_unit_test(test_exactly_once_many),
-		cmocka_unit_test(test_metrics),       cmocka_unit_test(test_pool_death_exactly_once),
+		cmocka_unit_test(test_rollout_path),   cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_trainer_death),  cmocka_unit_test(test_exactly_once_many),
+		cmocka_unit_test(test_metrics),        cmocka_unit_test(test_pool_death_exactly_once),
+		cmocka_unit_test(test_rolloutd_death),
 	};
 	return cmocka_run_group_tests_name("e2e", tests, setup, teardown);
 }
