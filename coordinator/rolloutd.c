@@ -24,6 +24,7 @@
 #include "attach_proto.h"
 #include "log.h"
 #include "metrics.h"
+#include "pin.h"
 #include "ring.h"
 #include "rollout/error.h"
 #include "rollout_wire.h"
@@ -122,6 +123,9 @@ struct shard {
 	size_t build_cap;
 	bool busy;
 	struct rd_metrics *m;
+	int cpus[8]; /* where the placement plan puts this shard (PU os indexes) */
+	int ncpus;
+	int memory_node; /* NUMA node for its trainers' segments, -1: none */
 };
 
 struct rd {
@@ -133,6 +137,8 @@ struct rd {
 	uint64_t epoch;
 	volatile int *stop;
 	struct rd_metrics *m;
+	struct pin_topo topo;
+	bool have_topo;
 };
 
 static uint64_t now_ns(void)
@@ -906,6 +912,19 @@ static void *shard_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "rolloutd-s%d", s->idx);
 	pthread_setname_np(pthread_self(), name);
+	if (s->ncpus && s->d->have_topo) {
+		hwloc_bitmap_t got = hwloc_bitmap_alloc();
+		int rc = pin_bind_thread(&s->d->topo, s->cpus, s->ncpus, got);
+		char *list = NULL;
+		hwloc_bitmap_list_asprintf(&list, got);
+		if (rc)
+			RLOG(RLOG_WARN, "shard not pinned", "shard=%d err=%s", s->idx, rollout_err_name(rc));
+		else
+			RLOG(RLOG_INFO, "shard pinned", "shard=%d cpus=%s memory_node=%d", s->idx,
+			     list ? list : "?", s->memory_node);
+		free(list);
+		hwloc_bitmap_free(got);
+	}
 	for (int i = 0; i < s->npools; i++)
 		pool_connect(s, &s->pools[i]);
 	uint64_t last_tick = 0, drain_until = 0;
@@ -1020,7 +1039,7 @@ static void on_attach(struct rd *d, int fd)
 				   .cq_size = d->cfg->ring_bytes,
 				   .sq_max_record = d->cfg->max_record,
 				   .cq_max_record = d->cfg->max_record,
-				   .memory_node = -1,
+				   .memory_node = d->shards[shard].memory_node,
 				   .features = SHM_FEAT_EVENTFD_WAKE,
 				   .epoch = d->epoch };
 	int rc = shm_seg_create(&t->seg, &so);
@@ -1050,7 +1069,7 @@ static void on_attach(struct rd *d, int fd)
 					 .epoch = d->epoch,
 					 .segment_bytes = (uint32_t)t->seg.size,
 					 .nfds = 3,
-					 .memory_node = -1 };
+					 .memory_node = t->seg.hdr.memory_node };
 	r.fd_roles[0] = ROLLOUT_FD_SEGMENT;
 	r.fd_roles[1] = ROLLOUT_FD_SQ_WAKE;
 	r.fd_roles[2] = ROLLOUT_FD_CQ_WAKE;
@@ -1154,6 +1173,35 @@ int rd_create(struct rd **out, const struct rd_cfg *cfg, char *err, size_t errsz
 		snprintf(err, errsz, "metrics endpoint %s: %s", cfg->metrics, rollout_strerror(rc));
 		goto fail;
 	}
+	/* Placement: each shard on a core of its GPU's NUMA node, its rings' pages there too. */
+	struct pin_plan plan = { 0 };
+	if (pin_topo_load(&d->topo, NULL, NULL) == 0) {
+		d->have_topo = true;
+		const char *ids[64];
+		for (unsigned i = 0; i < cfg->gpus_count && i < 64; i++)
+			ids[i] = cfg->gpus[i].pci_bus_id;
+		struct pin_request rq = { .gpu_bus_ids = ids,
+					  .ngpus = cfg->gpus_count,
+					  .reserved_cpus = cfg->reserved_cpus };
+		char perr[256];
+		if ((rc = pin_plan_make(&d->topo, &rq, &plan, perr, sizeof(perr)))) {
+			snprintf(err, errsz, "placement: %s", perr);
+			goto fail;
+		}
+		for (int w = 0; w < plan.nwarnings; w++)
+			RLOG(RLOG_WARN, "placement", "warning=\"%s\"", plan.warnings[w]);
+	}
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		struct shard *s = &d->shards[i];
+		s->memory_node = -1;
+		if (plan.ngpus) {
+			const struct pin_gpu *g = &plan.gpus[i % (uint32_t)plan.ngpus];
+			s->ncpus = g->nshard_cpus;
+			memcpy(s->cpus, g->shard_cpus, sizeof(s->cpus));
+			s->memory_node = g->memory_node;
+		}
+	}
+	pin_plan_free(&plan);
 	for (uint32_t i = 0; i < d->nshards; i++) {
 		struct shard *s = &d->shards[i];
 		s->d = d;
@@ -1257,6 +1305,8 @@ void rd_destroy(struct rd *d)
 			close(s->handoff);
 	}
 	free(d->shards);
+	if (d->have_topo)
+		pin_topo_free(&d->topo);
 	if (d->zctx)
 		zmq_ctx_term(d->zctx);
 	rd_metrics_stop(d->m);

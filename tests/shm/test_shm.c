@@ -841,7 +841,9 @@ static void test_scribbler(void **state)
 	}
 	uint64_t refused = 0, records = 0, rounds = 0, t0 = now_ms();
 	struct shm_ring_ctl *ctl = (struct shm_ring_ctl *)((uint8_t *)seg.base + seg.hdr.sq.ctl_off);
-	while (now_ms() - t0 < 1500) {
+	/* At least 1.5 s, and until the scribbler got through at least once (a loaded machine
+	 * may give it little time), at most 20 s. */
+	while (now_ms() - t0 < 1500 || (refused == 0 && now_ms() - t0 < 20000)) {
 		/* Attach as a fresh peer would, from reset indices (the scribbler keeps going). */
 		ctl->head = ctl->tail = 0;
 		struct shm_writer w;
