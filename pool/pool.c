@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pin.h"
 #include "rollout/error.h"
 #include "rollout_wire.h"
 #include "zygote.h"
@@ -1166,6 +1167,39 @@ static int setup_curve(struct pool *p, char *err, size_t errsz)
 
 /* ---- lifecycle ---- */
 
+/* The placement plan's pool part on this machine: an event-loop core and one sandbox cpuset
+ * per NUMA node. With fewer than 4 usable cores, giving the event loop a core of its own
+ * would take too much from the sandboxes: nothing is pinned then. Returns the event cpu. */
+static int place(struct pool *p)
+{
+	struct pin_topo tp;
+	if (pin_topo_load(&tp, NULL, NULL))
+		return -1;
+	struct pin_request rq = { 0 };
+	struct pin_plan plan;
+	char perr[256];
+	int cpu = -1;
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) >= 4 &&
+	    pin_plan_make(&tp, &rq, &plan, perr, sizeof(perr)) == 0) {
+		cpu = plan.pool_event_cpu;
+		for (int i = 0; i < plan.nnodes && p->rt.nnode_cpus < 8; i++) {
+			if (hwloc_bitmap_iszero(plan.node_cpus[i]))
+				continue;
+			cpu_set_t *set = &p->rt.node_cpus[p->rt.nnode_cpus++];
+			CPU_ZERO(set);
+			for (int c = hwloc_bitmap_first(plan.node_cpus[i]); c >= 0 && c < CPU_SETSIZE;
+			     c = hwloc_bitmap_next(plan.node_cpus[i], c))
+				CPU_SET(c, set);
+		}
+		pin_plan_free(&plan);
+	} else {
+		RLOG(RLOG_INFO, "not pinned", "reason=\"fewer than 4 usable cores\"");
+	}
+	pin_topo_free(&tp);
+	return cpu;
+}
+
 int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t errsz)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -1187,6 +1221,7 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 		snprintf(err, errsz, "sandbox runtime: %s", rollout_strerror(rc));
 		goto fail;
 	}
+	int event_cpu = place(p);
 	struct sbx_profile *profs = calloc(p->nprof, sizeof(*profs));
 	if (!profs)
 		goto fail;
@@ -1197,6 +1232,15 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	if (rc) {
 		snprintf(err, errsz, "zygote: %s", rollout_strerror(rc));
 		goto fail;
+	}
+	if (event_cpu >= 0) {
+		/* The event loop (and the ZeroMQ threads it starts next) on a core of its own. */
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(event_cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) == 0)
+			RLOG(RLOG_INFO, "event loop pinned", "cpu=%d sandbox_cpusets=%d", event_cpu,
+			     p->rt.nnode_cpus);
 	}
 	p->zctx = zmq_ctx_new();
 	p->router = zmq_socket(p->zctx, ZMQ_ROUTER);

@@ -214,6 +214,7 @@ struct child_arg {
 	int netns;   /* pre-created network namespace to enter, or -1 for a fresh one */
 	int sync_fd; /* read end: one byte once the parent placed us in the cgroup */
 	uint32_t uid;
+	uint64_t slot; /* spreads sandboxes over the NUMA nodes' cpusets */
 };
 
 static int bind_dev(const char *root, const char *name)
@@ -394,6 +395,11 @@ static int child_main(void *argp)
 	STEP(sethostname(p->hostname, strlen(p->hostname)) < 0 ? -errno : 0);
 	if (a->netns < 0)
 		STEP(loopback_up());
+	if (a->rt->nnode_cpus > 0)
+		STEP(sched_setaffinity(0, sizeof(cpu_set_t),
+				       &a->rt->node_cpus[a->slot % (unsigned)a->rt->nnode_cpus]) < 0
+			 ? -errno
+			 : 0);
 	/* Below the daemons: a busy sandbox never starves the pool, the zygote or rolloutd. */
 	STEP(setpriority(PRIO_PROCESS, 0, 5) < 0 ? -errno : 0);
 	STEP(set_limit(RLIMIT_NOFILE, p->nofile));
@@ -515,7 +521,7 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 		}
 	}
 	int netns = rt->nnetns > 0 ? rt->netns[--rt->nnetns] : -1;
-	struct child_arg arg = { rt, p, sv[1], netns, sync[0], out->uid };
+	struct child_arg arg = { rt, p, sv[1], netns, sync[0], out->uid, id };
 	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 	if (netns < 0)
 		flags |= CLONE_NEWNET;

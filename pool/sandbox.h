@@ -10,6 +10,7 @@
 #ifndef ROLLOUT_POOL_SANDBOX_H
 #define ROLLOUT_POOL_SANDBOX_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,10 @@ struct sbx_runtime {
 	void *seccomp_prog; /* struct sock_fprog, prebuilt so the child never allocates */
 	pid_t pool_pid;
 	uint64_t next_uid_slot;
+	/* Sandbox cpusets from the placement plan, one per NUMA node; sandboxes are spread
+	 * over them by id. None: sandboxes may run anywhere. */
+	cpu_set_t node_cpus[8];
+	int nnode_cpus;
 	/* Network namespaces created ahead (loopback up), so creating one, the costliest part
 	 * of a sandbox, stays off the request path. */
 	int netns[SBX_NETNS_STOCK];
