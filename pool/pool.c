@@ -92,6 +92,8 @@ struct profile_state {
 	struct box *warm_list;
 	struct job *waiting_head, *waiting_tail; /* opens waiting for a sandbox */
 	uint32_t waiting;
+	uint32_t fail_streak; /* creations failed in a row: refills back off */
+	uint64_t retry_at;
 };
 
 struct pool {
@@ -447,7 +449,7 @@ static void dispatch_next(struct pool *p, struct box *b);
 static void refill(struct pool *p, int profile)
 {
 	struct profile_state *ps = &p->prof[profile];
-	if (p->draining)
+	if (p->draining || (ps->fail_streak && now_ns() < ps->retry_at))
 		return;
 	while (ps->warm + ps->creating < ps->sp.warm + ps->waiting && ps->creating < 4 &&
 	       ps->total < ps->sp.max)
@@ -492,8 +494,16 @@ static void on_zygote(struct pool *p)
 	struct profile_state *ps = &p->prof[b->profile];
 	ps->creating--;
 	if (r.status) {
-		RLOG(RLOG_WARN, "sandbox creation failed", "profile=%s err=%s", ps->sp.name,
-		     rollout_err_name(r.status));
+		/* Back off (100 ms doubling to 30 s) so a broken profile does not spin the zygote. */
+		ps->fail_streak++;
+		uint64_t delay_ms = 100ull << (ps->fail_streak < 9 ? ps->fail_streak - 1 : 8);
+		if (delay_ms > 30000)
+			delay_ms = 30000;
+		ps->retry_at = now_ns() + delay_ms * 1000000ull;
+		if ((ps->fail_streak & (ps->fail_streak - 1)) == 0)
+			RLOG(RLOG_WARN, "sandbox creation failed",
+			     "profile=%s err=%s failures_in_a_row=%u retry_ms=%llu", ps->sp.name,
+			     rollout_err_name(r.status), ps->fail_streak, (unsigned long long)delay_ms);
 		pool_metrics_create_failed(p->m);
 		/* Opens waiting for this profile get NO_CAPACITY only if nothing else is coming. */
 		box_kill(p, b, rw_Status_INTERNAL, "sandbox creation failed");
@@ -511,6 +521,7 @@ static void on_zygote(struct pool *p)
 	/* Init's death shows as EOF on its socket; the pidfd is not needed here (the zygote
 	 * keeps one to kill it), and one descriptor per sandbox keeps 10k sandboxes possible. */
 	close(pidfd);
+	ps->fail_streak = 0;
 	b->s.fd = fd;
 	b->s.pidfd = -1;
 	b->s.pid = r.pid;

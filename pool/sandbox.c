@@ -252,7 +252,9 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 	if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
 	    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		return -errno;
-	snprintf(opts, sizeof(opts), "size=%um,mode=0755,uid=%u,gid=%u", p->workdir_mb, uid, uid);
+	/* In a user namespace only uid 0 is mapped (to the pool's own uid). */
+	uint32_t owner = rt->userns ? 0 : uid;
+	snprintf(opts, sizeof(opts), "size=%um,mode=0755,uid=%u,gid=%u", p->workdir_mb, owner, owner);
 	if ((rc = mount_at(root, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)))
 		return rc;
 	if ((rc = mount_at(root, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")))

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -784,6 +785,61 @@ static void test_curve(void **state)
 	}
 }
 
+/* A pool that is not root: sandboxes get a user namespace (uid 0 inside = the pool's uid
+ * outside), still no capabilities, no_new_privs and seccomp; rlimits only (no cgroups). */
+static void test_unprivileged_pool(void **state)
+{
+	(void)state;
+	FILE *f = fopen("/proc/sys/user/max_user_namespaces", "r");
+	int max = 0;
+	if (!f || fscanf(f, "%d", &max) != 1 || max == 0) {
+		if (f)
+			fclose(f);
+		skip();
+	}
+	fclose(f);
+	char cfg2[256], ep2[64];
+	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-userns-%d.yaml", (int)getpid());
+	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", 46000 + (int)(getpid() % 14000));
+	f = fopen(cfg2, "w");
+	assert_non_null(f);
+	fprintf(f, "pool:\n  listen: %s\n  profiles: [{name: default, warm: 1, max: 4}]\n", ep2);
+	fclose(f);
+	chmod(cfg2, 0644);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(126);
+		execl(pool_bin, pool_bin, "--config", cfg2, "--log-level", "error", (char *)NULL);
+		_exit(127);
+	}
+	struct pc c;
+	assert_int_equal(pc_connect(&c, ep2, "userns", 10000), 0);
+	struct pc_result r;
+	assert_int_equal(pc_open(&c, "default", &r, 10000), 0);
+	assert_int_equal(r.status, 0);
+	uint64_t sb = r.sandbox;
+	assert_int_equal(pc_exec(&c, sb,
+				 "grep -E '^(Seccomp|NoNewPrivs|CapEff|CapBnd):' /proc/self/status; "
+				 "cat /proc/self/uid_map; echo ok > f; cat f",
+				 NULL, NULL, 0, 5000, 0, &r, 10000),
+			 0);
+	assert_int_equal(r.status, 0);
+	assert_true(out_has(&r, "Seccomp:\t2"));
+	assert_true(out_has(&r, "NoNewPrivs:\t1"));
+	assert_true(out_has(&r, "CapEff:\t0000000000000000"));
+	assert_true(out_has(&r, "CapBnd:\t0000000000000000"));
+	assert_true(out_has(&r, "65534"));
+	assert_true(out_has(&r, "ok\n"));
+	assert_int_equal(pc_close_sandbox(&c, sb, &r), 0);
+	pc_close(&c);
+	kill(pid, SIGTERM);
+	int st;
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	unlink(cfg2);
+}
+
 /* /metrics passes promtool (when installed) and counts what happened. */
 static void test_metrics(void **state)
 {
@@ -868,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_pool_kill9),
 		cmocka_unit_test(test_curve),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_unprivileged_pool),
 	};
 	return cmocka_run_group_tests_name("pool", tests, setup, teardown);
 }
