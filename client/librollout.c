@@ -26,6 +26,7 @@ struct rollout_client {
 	struct shm_reader r;
 	bool have_cur;
 	uint64_t epoch;
+	uint64_t sync_id; /* request ids of the blocking wrappers count down from the top */
 };
 
 int rollout_connect(const struct rollout_connect_opts *o, rollout_client **out)
@@ -400,4 +401,68 @@ const char *rollout_status_name(int status)
 {
 	const char *n = rw_Status_name((uint16_t)status);
 	return n ? n : "UNKNOWN";
+}
+
+unsigned rollout_version(void)
+{
+	return ROLLOUT_VERSION_HEX;
+}
+
+void rollout_release(rollout_client *c)
+{
+	if (c->have_cur) {
+		shm_reader_release(&c->r);
+		c->have_cur = false;
+	}
+}
+
+static int wait_one(rollout_client *c, uint64_t id, struct rollout_completion *out, int timeout_ms)
+{
+	shm_writer_publish(&c->w);
+	for (;;) {
+		int n = rollout_next(c, out);
+		if (n < 0)
+			return n;
+		if (n == 1)
+			return out->request_id == id ? 0 : ROLLOUT_E_PROTOCOL;
+		int rc = rollout_wait(c, timeout_ms);
+		if (rc)
+			return rc;
+	}
+}
+
+static uint64_t next_sync(rollout_client *c)
+{
+	return UINT64_MAX - 1 - c->sync_id++;
+}
+
+int rollout_open_sync(rollout_client *c, const char *profile, struct rollout_completion *out, int timeout_ms)
+{
+	uint64_t id = next_sync(c);
+	int rc;
+	while ((rc = rollout_open(c, id, profile, 0)) == -EAGAIN)
+		if ((rc = rollout_wait_space(c, 4096, timeout_ms)))
+			return rc;
+	return rc ? rc : wait_one(c, id, out, timeout_ms);
+}
+
+int rollout_exec_sync(rollout_client *c, uint64_t sandbox, const struct rollout_exec *e,
+		      struct rollout_completion *out, int timeout_ms)
+{
+	uint64_t id = next_sync(c);
+	int rc;
+	while ((rc = rollout_exec(c, id, sandbox, e, 0)) == -EAGAIN)
+		if ((rc = rollout_wait_space(c, (uint32_t)(4096 + e->stdin_len), timeout_ms)))
+			return rc;
+	return rc ? rc : wait_one(c, id, out, timeout_ms);
+}
+
+int rollout_close_sync(rollout_client *c, uint64_t sandbox, struct rollout_completion *out, int timeout_ms)
+{
+	uint64_t id = next_sync(c);
+	int rc;
+	while ((rc = rollout_close(c, id, sandbox)) == -EAGAIN)
+		if ((rc = rollout_wait_space(c, 4096, timeout_ms)))
+			return rc;
+	return rc ? rc : wait_one(c, id, out, timeout_ms);
 }

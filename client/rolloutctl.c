@@ -11,6 +11,8 @@ static const struct {
 } commands[] = {
 	{ "wire", rolloutctl_wire, "wire dump FILE|-   verify a message and print it as JSON" },
 	{ "keygen", rolloutctl_keygen, "keygen             print a new CURVE key pair (Z85)" },
+	{ "run", rolloutctl_run, "run [--env P] [--timeout S] -- CMD...   run a command in a fresh sandbox" },
+	{ "status", rolloutctl_status, "status [--metrics HOST:PORT]   what rolloutd is doing" },
 };
 
 static void usage(FILE *f)

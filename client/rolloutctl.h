@@ -6,5 +6,7 @@
 /* argv[0] is the subcommand name; returns the process exit code. */
 int rolloutctl_wire(int argc, char **argv);
 int rolloutctl_keygen(int argc, char **argv);
+int rolloutctl_run(int argc, char **argv);
+int rolloutctl_status(int argc, char **argv);
 
 #endif

@@ -22,6 +22,17 @@ extern "C" {
 
 #define ROLLOUT_DEFAULT_SOCKET "/run/rolloutd.sock"
 
+/* Version of this header; rollout_version() gives the library's (they match unless the
+ * program was built against another release). */
+#define ROLLOUT_VERSION_MAJOR 0
+#define ROLLOUT_VERSION_MINOR 1
+#define ROLLOUT_VERSION_PATCH 0
+#define ROLLOUT_VERSION_HEX \
+	((ROLLOUT_VERSION_MAJOR << 16) | (ROLLOUT_VERSION_MINOR << 8) | ROLLOUT_VERSION_PATCH)
+
+/* The library's version as ROLLOUT_VERSION_HEX encodes it. */
+ROLLOUT_API unsigned rollout_version(void);
+
 typedef struct rollout_client rollout_client;
 
 struct rollout_connect_opts {
@@ -98,6 +109,21 @@ ROLLOUT_API int rollout_next(rollout_client *c, struct rollout_completion *out);
 /* Sleeps until a completion is waiting, rolloutd goes away (ROLLOUT_E_PEER_DEAD or
  * ROLLOUT_E_SHUTDOWN) or timeout_ms passes (-ETIMEDOUT; -1 waits forever). Flushes first. */
 ROLLOUT_API int rollout_wait(rollout_client *c, int timeout_ms);
+/* Releases the completion rollout_next() returned last (its pointers become invalid); the
+ * next rollout_next() does it implicitly. */
+ROLLOUT_API void rollout_release(rollout_client *c);
+
+/* Blocking wrappers for simple programs that have nothing else in flight on this client:
+ * submit, flush, and wait up to timeout_ms for that request's completion (-1: forever).
+ * A completion of another request is ROLLOUT_E_PROTOCOL (use the asynchronous calls then).
+ * *out stays valid until the next call on the client. */
+ROLLOUT_API int rollout_open_sync(rollout_client *c, const char *profile, struct rollout_completion *out,
+				  int timeout_ms);
+ROLLOUT_API int rollout_exec_sync(rollout_client *c, uint64_t sandbox, const struct rollout_exec *e,
+				  struct rollout_completion *out, int timeout_ms);
+ROLLOUT_API int rollout_close_sync(rollout_client *c, uint64_t sandbox, struct rollout_completion *out,
+				   int timeout_ms);
+
 /* Name of a status value ("OK", "TIMEOUT", ...). */
 ROLLOUT_API const char *rollout_status_name(int status);
 

@@ -1,0 +1,120 @@
+/* rolloutctl status: what rolloutd is doing, read from its /metrics endpoint.
+ *   rolloutctl status [--metrics HOST:PORT]      (default 127.0.0.1:9310) */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rolloutctl.h"
+
+static char *fetch(const char *hostport)
+{
+	char host[64];
+	const char *colon = strrchr(hostport, ':');
+	if (!colon)
+		return NULL;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)) };
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return NULL;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return NULL;
+	}
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	if (write(fd, req, sizeof(req) - 1) < 0) {
+		close(fd);
+		return NULL;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap *= 2);
+			if (!b) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = b;
+		}
+	}
+	close(fd);
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
+/* Sum of every sample of a metric whose labels contain `match` (NULL: all). */
+static double sum(const char *text, const char *name, const char *match)
+{
+	double total = 0;
+	size_t nl = strlen(name);
+	for (const char *line = text; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, name, nl) || (line[nl] != ' ' && line[nl] != '{'))
+			continue;
+		const char *end = strchr(line, '\n');
+		const char *sp = line;
+		for (const char *q = line; q < (end ? end : line + strlen(line)); q++)
+			if (*q == ' ')
+				sp = q;
+		if (match) {
+			const char *m = strstr(line, match);
+			if (!m || (end && m > end))
+				continue;
+		}
+		total += atof(sp + 1);
+	}
+	return total;
+}
+
+int rolloutctl_status(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1:9310";
+	static const struct option lo[] = { { "metrics", required_argument, NULL, 'm' }, { 0 } };
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:", lo, NULL)) != -1) {
+		if (ch != 'm') {
+			fprintf(stderr, "usage: rolloutctl status [--metrics HOST:PORT]\n");
+			return 2;
+		}
+		addr = optarg;
+	}
+	char *text = fetch(addr);
+	if (!text || !strstr(text, "rolloutd_")) {
+		fprintf(stderr,
+			"rolloutctl status: no rolloutd metrics at http://%s/metrics (is rolloutd running "
+			"with rolloutd.metrics set?)\n",
+			addr);
+		free(text);
+		return 1;
+	}
+	printf("rolloutd at %s\n", addr);
+	printf("  trainers attached   %.0f\n", sum(text, "rolloutd_trainers", NULL));
+	printf("  sandboxes open      %.0f\n", sum(text, "rolloutd_sessions", NULL));
+	printf("  requests in flight  %.0f (opens waiting for capacity: %.0f)\n",
+	       sum(text, "rolloutd_inflight", NULL), sum(text, "rolloutd_open_queue", NULL));
+	printf("  pool links up       %.0f\n", sum(text, "rolloutd_pool_up", NULL));
+	printf("  requests            %.0f\n", sum(text, "rolloutd_requests_total", NULL));
+	printf("  completions         %.0f OK, %.0f TIMEOUT, %.0f SANDBOX_LOST, %.0f other\n",
+	       sum(text, "rolloutd_completions_total", "status=\"OK\""),
+	       sum(text, "rolloutd_completions_total", "status=\"TIMEOUT\""),
+	       sum(text, "rolloutd_completions_total", "status=\"SANDBOX_LOST\""),
+	       sum(text, "rolloutd_completions_total", NULL) -
+		   sum(text, "rolloutd_completions_total", "status=\"OK\"") -
+		   sum(text, "rolloutd_completions_total", "status=\"TIMEOUT\"") -
+		   sum(text, "rolloutd_completions_total", "status=\"SANDBOX_LOST\""));
+	printf("  refused records     %.0f\n", sum(text, "rolloutd_refused_records_total", NULL));
+	free(text);
+	return 0;
+}
