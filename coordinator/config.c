@@ -125,6 +125,11 @@ int rd_config_load(const char *path, struct rd_cfg **out, char *err, size_t errs
 				*c = ';';
 		return fail(err, errsz, path, "%s%s%s", cyaml_strerror(rc), logbuf[0] ? ": " : "", logbuf);
 	}
+	if (!d || !d->rolloutd) { /* a file of comments only is an empty document */
+		if (d)
+			cyaml_free(&ycfg, &doc_schema, d, 0);
+		return fail(err, errsz, path, "no rolloutd: section");
+	}
 	struct rd_cfg *c = d->rolloutd;
 #define DEF(f, v)                  \
 	do {                       \

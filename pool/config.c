@@ -191,6 +191,11 @@ int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t 
 				*c = ';';
 		return fail(err, errsz, path, "%s%s%s", cyaml_strerror(rc), logbuf[0] ? ": " : "", logbuf);
 	}
+	if (!f || !f->pool) { /* a file of comments only is an empty document */
+		if (f)
+			cyaml_free(&cyaml_cfg, &file_schema, f, 0);
+		return fail(err, errsz, path, "no pool: section");
+	}
 	struct pool_cfg *c = f->pool;
 	DEFAULT_STR(c->identity, "rollout-pool");
 	DEFAULT_STR(c->listen, "tcp://127.0.0.1:7710");

@@ -1227,6 +1227,9 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	for (size_t i = 0; i < p->nprof; i++)
 		pool_profile_to_sbx(&cfg->profiles[i], &p->prof[i].sp);
 	p->boot_id = now_ns() ^ ((uint64_t)getpid() << 32);
+	/* Sandbox ids carry 24 bits of the boot id, so two pools (or two starts of one) do not
+	 * hand out the same id to a coordinator that talks to several. */
+	p->next_id = ((p->boot_id ^ (p->boot_id >> 24) ^ (p->boot_id >> 48)) & 0xffffffull) << 32;
 	rc = sbx_runtime_init(&p->rt, cfg->cgroup);
 	if (rc) {
 		snprintf(err, errsz, "sandbox runtime: %s", rollout_strerror(rc));

@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h" /* coordinator: rd_config_* */
+#include "config.h"      /* coordinator: rd_config_* */
 #include "pool_config.h" /* pool: pool_config_* */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
