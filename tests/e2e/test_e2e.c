@@ -113,7 +113,8 @@ static void write_cfg(void)
 	fprintf(
 	    f,
 	    "rolloutd:\n  socket: %s\n  metrics: 127.0.0.1:%d\n  heartbeat_ms: 200\n  pool_timeout_ms: 800\n"
-	    "  lease_ms: 2000\n  ring_bytes: 65536\n  max_record: 16384\n  pools: [{endpoint: tcp://127.0.0.1:%d}]\n"
+	    "  lease_ms: 2000\n  ring_bytes: 65536\n  max_record: 16384\n  pools: [{endpoint: "
+	    "tcp://127.0.0.1:%d}]\n"
 	    "pool:\n  listen: tcp://127.0.0.1:%d\n  cgroup: %s\n  metrics: 127.0.0.1:%d\n  profiles:\n"
 	    "    - {name: default, warm: 4, max: 64, memory_mb: 256, pids: 64}\n"
 	    "    - {name: noop, type: noop, max: 100000}\n",
@@ -415,7 +416,8 @@ static void test_metrics(void **state)
 	/* Histogram and counter invariants, on rolloutd's endpoint and on the pool's. */
 	const char *src = getenv("ROLLOUT_SOURCE_DIR");
 	for (int k = 1; k <= 2; k++) {
-		snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/e2e/check_metrics.py http://127.0.0.1:%d/metrics",
+		snprintf(cmd, sizeof(cmd),
+			 "/usr/bin/python3 %s/tests/e2e/check_metrics.py http://127.0.0.1:%d/metrics",
 			 src ? src : ".", port + k);
 		assert_int_equal(system(cmd), 0);
 	}
