@@ -243,10 +243,19 @@ static void test_deadline(void **state)
 }
 
 /* A trainer killed while holding sandboxes: they are closed at the pool within a second or two. */
+static bool cgroup_exists(uint64_t sandbox)
+{
+	char d[160];
+	snprintf(d, sizeof(d), "/sys/fs/cgroup/pids/%s/sbx-%llu", group, (unsigned long long)sandbox);
+	struct stat st;
+	return stat(d, &st) == 0;
+}
+
 static void test_trainer_death(void **state)
 {
 	(void)state;
-	int before = sandbox_cgroups();
+	int ids[2];
+	assert_int_equal(pipe(ids), 0);
 	pid_t child = fork();
 	if (child == 0) {
 		struct rollout_connect_opts o = { .socket_path = sock, .gpu = -1, .name = "doomed" };
@@ -260,27 +269,118 @@ static void test_trainer_death(void **state)
 		while (got < 3) {
 			struct rollout_completion cp;
 			int n = rollout_next(c2, &cp);
-			if (n == 1)
+			if (n == 1 && cp.status == 0) {
 				got++;
-			else if (n == 0 && rollout_wait(c2, 10000))
+				if (write(ids[1], &cp.sandbox, 8) != 8)
+					_exit(3);
+			} else if (n == 0 && rollout_wait(c2, 10000)) {
 				_exit(2);
+			}
 		}
 		/* One more request left half-built in the ring, then death. */
 		rollout_exec(c2, 99, 1, &(struct rollout_exec){ .shell = "true" }, 0);
 		kill(getpid(), SIGKILL);
 	}
+	close(ids[1]);
+	uint64_t held[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(read(ids[0], &held[i], 8), 8);
+	close(ids[0]);
+	for (int i = 0; i < 3; i++)
+		assert_true(cgroup_exists(held[i]));
 	int st;
 	waitpid(child, &st, 0);
+	uint64_t t0 = now_ns();
 	assert_true(WIFSIGNALED(st));
-	uint64_t end = now_ns() + 3000000000ull;
-	while (sandbox_cgroups() > before + 1 && now_ns() < end)
-		usleep(20000);
-	/* Warm refill may add sandboxes; what must go are the three it held. */
-	usleep(300000);
-	assert_true(sandbox_cgroups() <= before + 2);
+	/* The three sandboxes it held are gone from the pool within a second. */
+	while ((cgroup_exists(held[0]) || cgroup_exists(held[1]) || cgroup_exists(held[2])) &&
+	       now_ns() - t0 < 3000000000ull)
+		usleep(10000);
+	uint64_t gone = now_ns() - t0;
+	print_message("dead trainer's sandboxes gone after %.0f ms\n", (double)gone / 1e6);
+	for (int i = 0; i < 3; i++)
+		assert_false(cgroup_exists(held[i]));
+	assert_true(gone < 1000000000ull);
 	/* rolloutd still serves us. */
 	struct rollout_completion c = sh(open_sb("noop"), "true", 0);
 	assert_int_equal(c.status, 0);
+}
+
+/* A slow pool (real commands on a few sandboxes) and a trainer that submits far more than
+ * can run: the trainer sees backpressure, nothing is dropped, rolloutd's memory stays flat. */
+static long rss_kib(pid_t pid)
+{
+	char p[64], line[256];
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(p, "r");
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static void test_slow_pool_backpressure(void **state)
+{
+	(void)state;
+	enum { BOXES = 4, N = 1500 };
+	uint64_t sb[BOXES];
+	for (int i = 0; i < BOXES; i++)
+		sb[i] = open_sb("default");
+	long rss0 = rss_kib(rd_pid), rss_max = rss0;
+	uint64_t base = next_id;
+	next_id += N;
+	static unsigned count[N];
+	memset(count, 0, sizeof(count));
+	int sent = 0, got = 0, full = 0;
+	uint64_t give_up = now_ns() + 120000000000ull;
+	/* Each request carries 8 KiB of stdin so the 64 KiB ring fills after a few. */
+	static char pad[8192];
+	memset(pad, 'x', sizeof(pad));
+	while (got < N) {
+		assert_true(now_ns() < give_up);
+		while (sent < N) {
+			struct rollout_exec e = { .shell = "cat > /dev/null",
+						  .stdin_data = pad,
+						  .stdin_len = sizeof(pad) };
+			int rc = rollout_exec(C, base + (uint64_t)sent, sb[sent % BOXES], &e, 0);
+			if (rc == -EAGAIN) {
+				full++;
+				break;
+			}
+			assert_int_equal(rc, 0);
+			sent++;
+		}
+		rollout_flush(C);
+		struct rollout_completion c;
+		while (rollout_next(C, &c) == 1) {
+			uint64_t k = c.request_id - base;
+			assert_true(k < N);
+			assert_int_equal(c.status, 0);
+			count[k]++;
+			got++;
+		}
+		long r = rss_kib(rd_pid);
+		if (r > rss_max)
+			rss_max = r;
+		if (got < sent)
+			rollout_wait(C, 1000);
+	}
+	for (int k = 0; k < N; k++)
+		assert_int_equal(count[k], 1);
+	print_message("slow pool: %d requests, ring full %d times, rolloutd RSS %ld -> max %ld KiB\n", N,
+		      full, rss0, rss_max);
+	assert_true(full > 0);
+	assert_true(rss_max - rss0 < 32 * 1024);
+	for (int i = 0; i < BOXES; i++) {
+		uint64_t id = next_id++;
+		rollout_close(C, id, sb[i]);
+		rollout_flush(C);
+		struct rollout_completion c;
+		assert_int_equal(wait_for(id, &c, 10000), 0);
+	}
 }
 
 /* Many requests in flight, a pool killed: every one completes exactly once. Then the pool
@@ -342,6 +442,13 @@ static void test_pool_death_exactly_once(void **state)
 		assert_true(now_ns() - t0 < 10000000000ull);
 		usleep(100000);
 	}
+	/* Nothing of the lost steps was re-run on the new pool: it has seen no exec yet. */
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c 'import urllib.request as u; t=u.urlopen(\"http://127.0.0.1:%d/metrics\").read().decode(); "
+		 "import sys; sys.exit(0 if \"rollout_pool_requests_total{action=\\\"Exec\\\"} 0\" in t else 1)'",
+		 port + 2);
+	assert_int_equal(system(cmd), 0);
 	c = sh(open_sb("default"), "echo back", 0);
 	assert_int_equal(c.status, 0);
 }
@@ -469,9 +576,13 @@ static void test_rolloutd_death(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rollout_path),   cmocka_unit_test(test_deadline),
-		cmocka_unit_test(test_trainer_death),  cmocka_unit_test(test_exactly_once_many),
-		cmocka_unit_test(test_metrics),        cmocka_unit_test(test_pool_death_exactly_once),
+		cmocka_unit_test(test_rollout_path),
+		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_trainer_death),
+		cmocka_unit_test(test_exactly_once_many),
+		cmocka_unit_test(test_slow_pool_backpressure),
+		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_pool_death_exactly_once),
 		cmocka_unit_test(test_rolloutd_death),
 	};
 	return cmocka_run_group_tests_name("e2e", tests, setup, teardown);
