@@ -99,12 +99,28 @@ int rolloutctl_status(int argc, char **argv)
 		free(text);
 		return 1;
 	}
+	/* A second scrape a second later gives the rates. */
+	sleep(1);
+	char *later = fetch(addr);
+	double dt_req =
+	    later ? sum(later, "rolloutd_requests_total", NULL) - sum(text, "rolloutd_requests_total", NULL)
+		  : 0;
+	double dt_done = later ? sum(later, "rolloutd_completions_total", NULL) -
+				     sum(text, "rolloutd_completions_total", NULL)
+			       : 0;
+	if (later) {
+		free(text);
+		text = later;
+	}
 	printf("rolloutd at %s\n", addr);
 	printf("  trainers attached   %.0f\n", sum(text, "rolloutd_trainers", NULL));
 	printf("  sandboxes open      %.0f\n", sum(text, "rolloutd_sessions", NULL));
 	printf("  requests in flight  %.0f (opens waiting for capacity: %.0f)\n",
 	       sum(text, "rolloutd_inflight", NULL), sum(text, "rolloutd_open_queue", NULL));
 	printf("  pool links up       %.0f\n", sum(text, "rolloutd_pool_up", NULL));
+	printf("  pool capacity       %.0f free sandboxes, %.0f credits\n",
+	       sum(text, "rolloutd_pool_free_sandboxes", NULL), sum(text, "rolloutd_pool_credits", NULL));
+	printf("  rates               %.0f requests/s, %.0f completions/s (last second)\n", dt_req, dt_done);
 	printf("  requests            %.0f\n", sum(text, "rolloutd_requests_total", NULL));
 	printf("  completions         %.0f OK, %.0f TIMEOUT, %.0f SANDBOX_LOST, %.0f other\n",
 	       sum(text, "rolloutd_completions_total", "status=\"OK\""),

@@ -30,7 +30,8 @@ struct rd_metrics {
 	uint64_t requests[NKIND], completions[NKIND][NSTATUS], refused;
 	int64_t backlog, trainers;
 	uint32_t inflight[MAXSH], sessions[MAXSH], waiting[MAXSH];
-	uint32_t pool_up[MAXSH][MAXPOOL], pool_credits[MAXSH][MAXPOOL];
+	uint32_t pool_up[MAXSH][MAXPOOL], pool_credits[MAXSH][MAXPOOL], pool_free[MAXSH][MAXPOOL];
+	uint64_t ring_pending[MAXSH];
 	int npools;
 	struct hist lat[NKIND];
 };
@@ -83,6 +84,22 @@ void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32
 	SET(m->pool_credits[shard][pool], credits);
 	if (pool + 1 > m->npools)
 		SET(m->npools, (int)pool + 1);
+}
+
+void rd_metrics_pool_capacity(struct rd_metrics *m, int shard, long pool, uint32_t credits, uint32_t free)
+{
+	if (shard < 0 || shard >= MAXSH || pool < 0 || pool >= MAXPOOL)
+		return;
+	SET(m->pool_credits[shard][pool], credits);
+	SET(m->pool_free[shard][pool], free);
+	if (pool + 1 > GET(m->npools))
+		SET(m->npools, (int)pool + 1);
+}
+
+void rd_metrics_ring(struct rd_metrics *m, int shard, uint64_t pending)
+{
+	if (shard >= 0 && shard < MAXSH)
+		SET(m->ring_pending[shard], pending);
 }
 
 void rd_metrics_gauges(struct rd_metrics *m, int shard, uint32_t inflight, uint32_t sessions,
@@ -171,6 +188,24 @@ char *rd_metrics_render(struct rd_metrics *m, size_t *len)
 		for (int p = 0; p < np; p++)
 			put(&o, "rolloutd_pool_up{shard=\"%u\",pool=\"%d\"} %u\n", s, p,
 			    GET(m->pool_up[s][p]));
+	put(&o, "# HELP rolloutd_pool_credits Requests a pool link may still take (its max_inflight minus in "
+		"flight).\n"
+		"# TYPE rolloutd_pool_credits gauge\n");
+	for (uint32_t s = 0; s < m->nshards; s++)
+		for (int p = 0; p < np; p++)
+			put(&o, "rolloutd_pool_credits{shard=\"%u\",pool=\"%d\"} %u\n", s, p,
+			    GET(m->pool_credits[s][p]));
+	put(&o, "# HELP rolloutd_pool_free_sandboxes Free sandboxes a pool reports, all profiles.\n"
+		"# TYPE rolloutd_pool_free_sandboxes gauge\n");
+	for (uint32_t s = 0; s < m->nshards; s++)
+		for (int p = 0; p < np; p++)
+			put(&o, "rolloutd_pool_free_sandboxes{shard=\"%u\",pool=\"%d\"} %u\n", s, p,
+			    GET(m->pool_free[s][p]));
+	put(&o, "# HELP rolloutd_ring_pending_bytes Bytes waiting in the shard's submission rings.\n"
+		"# TYPE rolloutd_ring_pending_bytes gauge\n");
+	for (uint32_t s = 0; s < m->nshards; s++)
+		put(&o, "rolloutd_ring_pending_bytes{shard=\"%u\"} %llu\n", s,
+		    (unsigned long long)GET(m->ring_pending[s]));
 	put(&o, "# HELP rolloutd_latency_seconds Submit to completion, by action.\n"
 		"# TYPE rolloutd_latency_seconds histogram\n");
 	for (int k = 1; k < 6; k++) {

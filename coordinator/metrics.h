@@ -20,6 +20,10 @@ void rd_metrics_refused(struct rd_metrics *m);
 void rd_metrics_backlog(struct rd_metrics *m, int delta);
 void rd_metrics_trainers(struct rd_metrics *m, int delta);
 void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32_t credits);
+/* Per tick: a pool link's credits and the free sandboxes it reports (all profiles). */
+void rd_metrics_pool_capacity(struct rd_metrics *m, int shard, long pool, uint32_t credits, uint32_t free);
+/* Per tick: bytes waiting in the shard's trainers' submission rings. */
+void rd_metrics_ring(struct rd_metrics *m, int shard, uint64_t pending);
 void rd_metrics_gauges(struct rd_metrics *m, int shard, uint32_t inflight, uint32_t sessions,
 		       uint32_t waiting);
 

@@ -974,6 +974,16 @@ static void *shard_main(void *arg)
 			tick(s);
 			last_tick = now;
 			rd_metrics_gauges(s->m, s->idx, s->ndispatch, s->nsessions, s->nwaiting);
+			uint64_t pending = 0;
+			for (struct trainer *t = s->trainers; t; t = t->next)
+				pending += shm_reader_pending(&t->r);
+			rd_metrics_ring(s->m, s->idx, pending);
+			for (int i = 0; i < s->npools; i++) {
+				uint32_t free_sb = 0;
+				for (int k = 0; k < s->pools[i].nprof; k++)
+					free_sb += s->pools[i].prof[k].free;
+				rd_metrics_pool_capacity(s->m, s->idx, i, s->pools[i].credits, free_sb);
+			}
 		}
 	}
 	while (s->trainers) {

@@ -171,9 +171,17 @@ static int teardown(void **state)
 	(void)state;
 	if (C)
 		rollout_disconnect(C);
+	int bad_exit = 0;
 	if (rd_pid > 0) {
+		/* SIGTERM drains and exits cleanly. */
+		int st;
 		kill(rd_pid, SIGTERM);
-		waitpid(rd_pid, NULL, 0);
+		waitpid(rd_pid, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			fprintf(stderr, "test_e2e: rolloutd did not exit cleanly on SIGTERM (status %d)\n",
+				st);
+			bad_exit = 1;
+		}
 	}
 	if (pool_pid > 0) {
 		kill(pool_pid, SIGTERM);
@@ -181,7 +189,7 @@ static int teardown(void **state)
 	}
 	unlink(cfg);
 	int left = sandbox_cgroups();
-	return left ? -1 : 0;
+	return left || bad_exit ? -1 : 0;
 }
 
 static void test_rollout_path(void **state)
@@ -444,10 +452,12 @@ static void test_pool_death_exactly_once(void **state)
 	}
 	/* Nothing of the lost steps was re-run on the new pool: it has seen no exec yet. */
 	char cmd[512];
-	snprintf(cmd, sizeof(cmd),
-		 "/usr/bin/python3 -c 'import urllib.request as u; t=u.urlopen(\"http://127.0.0.1:%d/metrics\").read().decode(); "
-		 "import sys; sys.exit(0 if \"rollout_pool_requests_total{action=\\\"Exec\\\"} 0\" in t else 1)'",
-		 port + 2);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "/usr/bin/python3 -c 'import urllib.request as u; "
+	    "t=u.urlopen(\"http://127.0.0.1:%d/metrics\").read().decode(); "
+	    "import sys; sys.exit(0 if \"rollout_pool_requests_total{action=\\\"Exec\\\"} 0\" in t else 1)'",
+	    port + 2);
 	assert_int_equal(system(cmd), 0);
 	c = sh(open_sb("default"), "echo back", 0);
 	assert_int_equal(c.status, 0);
