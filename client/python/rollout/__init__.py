@@ -1,0 +1,573 @@
+"""Python binding of librollout: sandbox actions through rolloutd, blocking or with asyncio.
+
+Only the standard library is used (ctypes), so it runs wherever librollout is installed.
+The library is found through ``ROLLOUT_LIBRARY`` (a path), then the system's library path.
+
+Blocking::
+
+    with rollout.Client(socket="/tmp/rolloutd.sock") as client:
+        sb = client.open("default")
+        r = sb.exec("python3 -c 'print(6*7)'")
+        print(r.exit_code, r.stdout)
+        sb.close()
+
+asyncio (one coroutine per trajectory, thousands on one connection)::
+
+    async with rollout.AsyncClient(socket=...) as client:
+        sb = await client.open("default")
+        r = await sb.exec(["ls", "-l"])
+        await sb.close()
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import errno
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Union
+
+__all__ = ["Client", "AsyncClient", "Sandbox", "AsyncSandbox", "Result", "RolloutError", "Status", "Group",
+           "AsyncGroup"]
+__version__ = "0.1.0"
+
+
+class Status:
+    """Completion status values of the wire schema (stable, never reused)."""
+    OK = 0
+    TIMEOUT = 1
+    SANDBOX_LOST = 2
+    NO_CAPACITY = 3
+    BAD_REQUEST = 4
+    NOT_FOUND = 5
+    MEMORY_LIMIT = 6
+    OUTPUT_LIMIT = 7
+    CANCELLED = 8
+    SHUTTING_DOWN = 9
+    INTERNAL = 10
+    UNKNOWN_PROFILE = 11
+    PERMISSION_DENIED = 12
+    FILE_TOO_LARGE = 13
+    DUPLICATE_REQUEST = 14
+    UNAVAILABLE = 15
+
+
+class RolloutError(Exception):
+    """A request that did not complete OK (status, infra_failed), or a client-side error."""
+
+    def __init__(self, message: str, status: int = Status.INTERNAL, infra_failed: bool = False, errno_: int = 0):
+        super().__init__(message)
+        self.status = status
+        self.infra_failed = infra_failed
+        self.errno = errno_
+
+
+# ---------------------------------------------------------------- the C library
+
+class _ConnectOpts(ctypes.Structure):
+    _fields_ = [("socket_path", ctypes.c_char_p), ("gpu", ctypes.c_int), ("name", ctypes.c_char_p),
+                ("sq_bytes", ctypes.c_uint32), ("cq_bytes", ctypes.c_uint32), ("timeout_ms", ctypes.c_int)]
+
+
+class _Env(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
+
+
+class _Exec(ctypes.Structure):
+    _fields_ = [("argv", ctypes.POINTER(ctypes.c_char_p)), ("shell", ctypes.c_char_p),
+                ("stdin_data", ctypes.c_void_p), ("stdin_len", ctypes.c_size_t),
+                ("env", ctypes.POINTER(_Env)), ("env_len", ctypes.c_size_t), ("cwd", ctypes.c_char_p),
+                ("timeout_ms", ctypes.c_uint32), ("output_cap", ctypes.c_uint32)]
+
+
+class _Completion(ctypes.Structure):
+    _fields_ = [("request_id", ctypes.c_uint64), ("status", ctypes.c_int), ("infra_failed", ctypes.c_bool),
+                ("message", ctypes.c_char_p), ("sandbox", ctypes.c_uint64), ("exit_code", ctypes.c_int),
+                ("signal", ctypes.c_int), ("stdout_data", ctypes.c_void_p), ("stderr_data", ctypes.c_void_p),
+                ("file_data", ctypes.c_void_p), ("stdout_len", ctypes.c_size_t), ("stderr_len", ctypes.c_size_t),
+                ("file_len", ctypes.c_size_t), ("stdout_truncated", ctypes.c_bool),
+                ("stderr_truncated", ctypes.c_bool), ("file_truncated", ctypes.c_bool),
+                ("wall_us", ctypes.c_uint64), ("cpu_us", ctypes.c_uint64), ("peak_memory_kib", ctypes.c_uint64)]
+
+
+def _load() -> ctypes.CDLL:
+    path = os.environ.get("ROLLOUT_LIBRARY") or ctypes.util.find_library("rollout") or "librollout.so.0"
+    lib = ctypes.CDLL(path)
+    p, u64, i32, u32 = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_uint32
+    sig = {
+        "rollout_connect": (i32, [ctypes.POINTER(_ConnectOpts), ctypes.POINTER(p)]),
+        "rollout_disconnect": (None, [p]),
+        "rollout_fd": (i32, [p]),
+        "rollout_arm": (i32, [p]),
+        "rollout_open": (i32, [p, u64, ctypes.c_char_p, u64]),
+        "rollout_exec": (i32, [p, u64, u64, ctypes.POINTER(_Exec), u64]),
+        "rollout_put_file": (i32, [p, u64, u64, ctypes.c_char_p, p, ctypes.c_size_t, u32]),
+        "rollout_get_file": (i32, [p, u64, u64, ctypes.c_char_p, u32]),
+        "rollout_close": (i32, [p, u64, u64]),
+        "rollout_flush": (i32, [p]),
+        "rollout_wait_space": (i32, [p, u32, i32]),
+        "rollout_next": (i32, [p, ctypes.POINTER(_Completion)]),
+        "rollout_wait": (i32, [p, i32]),
+        "rollout_status_name": (ctypes.c_char_p, [i32]),
+        "rollout_strerror": (ctypes.c_char_p, [i32]),
+        "rollout_version": (ctypes.c_uint, []),
+    }
+    for name, (res, args) in sig.items():
+        fn = getattr(lib, name)
+        fn.restype = res
+        fn.argtypes = args
+    return lib
+
+
+_lib: Optional[ctypes.CDLL] = None
+
+
+def lib() -> ctypes.CDLL:
+    global _lib
+    if _lib is None:
+        _lib = _load()
+    return _lib
+
+
+def _strerror(rc: int) -> str:
+    return lib().rollout_strerror(rc).decode()
+
+
+def status_name(status: int) -> str:
+    return lib().rollout_status_name(status).decode()
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class Result:
+    """What an action produced. stdout/stderr are bytes (sandbox output may be binary)."""
+    status: int
+    exit_code: int = 0
+    signal: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    wall_us: int = 0
+    cpu_us: int = 0
+    peak_memory_kib: int = 0
+    data: bytes = b""
+    data_truncated: bool = False
+    sandbox: int = 0
+    message: str = ""
+    infra_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK and self.exit_code == 0 and self.signal == 0
+
+
+def _result(c: _Completion) -> Result:
+    def take(ptr, n):
+        return ctypes.string_at(ptr, n) if ptr and n else b""
+    return Result(status=c.status, exit_code=c.exit_code, signal=c.signal, stdout=take(c.stdout_data, c.stdout_len),
+                  stderr=take(c.stderr_data, c.stderr_len), stdout_truncated=c.stdout_truncated,
+                  stderr_truncated=c.stderr_truncated, wall_us=c.wall_us, cpu_us=c.cpu_us,
+                  peak_memory_kib=c.peak_memory_kib, data=take(c.file_data, c.file_len),
+                  data_truncated=c.file_truncated, sandbox=c.sandbox,
+                  message=c.message.decode(errors="replace") if c.message else "", infra_failed=c.infra_failed)
+
+
+def _raise_for(r: Result, what: str) -> Result:
+    if r.status != Status.OK:
+        raise RolloutError(f"{what}: {status_name(r.status)}" + (f": {r.message}" if r.message else ""),
+                           r.status, r.infra_failed)
+    return r
+
+
+Command = Union[str, Sequence[str]]
+
+
+class _Core:
+    """The connection and the submission side shared by both clients."""
+
+    def __init__(self, socket: Optional[str], gpu: int, name: str, timeout_ms: int = 5000):
+        self._handle = ctypes.c_void_p()
+        opts = _ConnectOpts(socket.encode() if socket else None, gpu, name.encode(), 0, 0, timeout_ms)
+        rc = lib().rollout_connect(ctypes.byref(opts), ctypes.byref(self._handle))
+        if rc:
+            raise RolloutError(f"cannot connect to rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
+        self._next_id = 1
+        self._keep: Dict[int, object] = {}
+
+    def _id(self) -> int:
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    def _submit(self, fn, *args) -> None:
+        """Retries while the submission ring is full (backpressure), flushing so rolloutd drains it."""
+        while True:
+            rc = fn(self._handle, *args)
+            if rc != -errno.EAGAIN:
+                break
+            lib().rollout_flush(self._handle)
+            self._on_ring_full()
+        if rc:
+            raise RolloutError(f"submit failed: {_strerror(rc)}", Status.BAD_REQUEST, False, rc)
+
+    def _on_ring_full(self) -> None:
+        lib().rollout_wait_space(self._handle, 65536, 1000)
+
+    def _submit_open(self, rid: int, profile: str) -> None:
+        self._submit(lib().rollout_open, rid, profile.encode(), 0)
+
+    def _submit_exec(self, rid: int, sandbox: int, cmd: Command, stdin: Optional[bytes],
+                     env: Optional[Dict[str, str]], cwd: Optional[str], timeout: Optional[float],
+                     output_cap: Optional[int]) -> None:
+        keep: List[object] = []
+        e = _Exec()
+        if isinstance(cmd, str):
+            e.shell = cmd.encode()
+        else:
+            args = [a.encode() for a in cmd] + [None]
+            arr = (ctypes.c_char_p * len(args))(*args)
+            keep.append(arr)
+            e.argv = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
+        if stdin:
+            buf = ctypes.create_string_buffer(stdin, len(stdin))
+            keep.append(buf)
+            e.stdin_data = ctypes.cast(buf, ctypes.c_void_p)
+            e.stdin_len = len(stdin)
+        if env:
+            envs = (_Env * len(env))(*[_Env(k.encode(), v.encode()) for k, v in env.items()])
+            keep.append(envs)
+            e.env = envs
+            e.env_len = len(env)
+        if cwd:
+            e.cwd = cwd.encode()
+        e.timeout_ms = int(timeout * 1000) if timeout else 0
+        e.output_cap = output_cap or 0
+        self._submit(lib().rollout_exec, rid, sandbox, ctypes.byref(e), 0)
+
+    def _submit_put(self, rid: int, sandbox: int, path: str, data: bytes, mode: int) -> None:
+        self._submit(lib().rollout_put_file, rid, sandbox, path.encode(), data, len(data), mode)
+
+    def _submit_get(self, rid: int, sandbox: int, path: str, max_bytes: int) -> None:
+        self._submit(lib().rollout_get_file, rid, sandbox, path.encode(), max_bytes)
+
+    def _submit_close(self, rid: int, sandbox: int) -> None:
+        self._submit(lib().rollout_close, rid, sandbox)
+
+    def _drain(self) -> List[Result]:
+        """Takes every completion waiting in the ring (results copied out)."""
+        out = []
+        c = _Completion()
+        while True:
+            n = lib().rollout_next(self._handle, ctypes.byref(c))
+            if n < 0:
+                raise RolloutError(f"reading completions: {_strerror(n)}", Status.INTERNAL, True, n)
+            if n == 0:
+                return out
+            r = _result(c)
+            out.append((c.request_id, r))
+
+    def fileno(self) -> int:
+        """The fd that becomes readable when completions may be waiting."""
+        return lib().rollout_fd(self._handle)
+
+    def _disconnect(self) -> None:
+        if self._handle:
+            lib().rollout_disconnect(self._handle)
+            self._handle = ctypes.c_void_p()
+
+
+# ---------------------------------------------------------------- blocking API
+
+class Client(_Core):
+    """A blocking client: each call waits for its own completion."""
+
+    def __init__(self, socket: Optional[str] = None, gpu: int = -1, name: str = "python"):
+        super().__init__(socket, gpu, name)
+        self._done: Dict[int, Result] = {}
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Detaches; rolloutd closes the sandboxes still open."""
+        self._disconnect()
+
+    def _wait(self, rid: int, timeout: Optional[float] = None) -> Result:
+        lib().rollout_flush(self._handle)
+        while rid not in self._done:
+            for k, r in self._drain():
+                self._done[k] = r
+            if rid in self._done:
+                break
+            rc = lib().rollout_wait(self._handle, int(timeout * 1000) if timeout else -1)
+            if rc == -errno.ETIMEDOUT:
+                raise RolloutError("timed out waiting for rolloutd", Status.TIMEOUT, True, rc)
+            if rc:
+                raise RolloutError(f"rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
+        return self._done.pop(rid)
+
+    def open(self, profile: str = "default") -> "Sandbox":
+        rid = self._id()
+        self._submit_open(rid, profile)
+        r = _raise_for(self._wait(rid), f"open {profile}")
+        return Sandbox(self, r.sandbox)
+
+    def group(self, profile: str, n: int) -> "Group":
+        """n sandboxes of one profile (a GRPO group), closed together; see Group."""
+        return Group(self, profile, n)
+
+
+class Sandbox:
+    """A sandbox owned by a blocking Client. State (files, cwd) persists across calls."""
+
+    def __init__(self, client: Client, sandbox_id: int):
+        self.client = client
+        self.id = sandbox_id
+        self.closed = False
+
+    def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
+             cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
+             check_status: bool = True) -> Result:
+        """Runs a shell string or an argv list. Raises RolloutError when the status is not OK
+        (TIMEOUT, SANDBOX_LOST, ...) unless check_status is False; a non-zero exit code is
+        not an error (see Result.exit_code)."""
+        rid = self.client._id()
+        self.client._submit_exec(rid, self.id, cmd, stdin, env, cwd, timeout, output_cap)
+        r = self.client._wait(rid)
+        return _raise_for(r, "exec") if check_status else r
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        rid = self.client._id()
+        self.client._submit_put(rid, self.id, path, data, mode)
+        _raise_for(self.client._wait(rid), f"put {path}")
+
+    def get_file(self, path: str, max_bytes: int = 0) -> bytes:
+        rid = self.client._id()
+        self.client._submit_get(rid, self.id, path, max_bytes)
+        return _raise_for(self.client._wait(rid), f"get {path}").data
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        rid = self.client._id()
+        self.client._submit_close(rid, self.id)
+        self.client._wait(rid)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Group:
+    """n sandboxes of one profile for a GRPO-style group: the same or different commands run
+    across all of them at once; every sandbox is closed on exit, also when one failed."""
+
+    def __init__(self, client: Client, profile: str, n: int):
+        self.client, self.profile, self.n = client, profile, n
+        self.sandboxes: List[Sandbox] = []
+
+    def __enter__(self) -> "Group":
+        ids = [self.client._id() for _ in range(self.n)]
+        for rid in ids:
+            self.client._submit_open(rid, self.profile)
+        try:
+            for rid in ids:
+                r = _raise_for(self.client._wait(rid), f"open {self.profile}")
+                self.sandboxes.append(Sandbox(self.client, r.sandbox))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def exec_all(self, cmd: Command, **kw) -> List[Result]:
+        """The same command in every sandbox, pipelined; results in sandbox order. Statuses
+        are not raised: look at each Result."""
+        return self.exec_each([cmd] * len(self.sandboxes), **kw)
+
+    def exec_each(self, cmds: Sequence[Command], **kw) -> List[Result]:
+        """One command per sandbox (len(cmds) == n), pipelined; results in sandbox order."""
+        if len(cmds) != len(self.sandboxes):
+            raise ValueError(f"{len(cmds)} commands for {len(self.sandboxes)} sandboxes")
+        rids = []
+        for sb, cmd in zip(self.sandboxes, cmds):
+            rid = self.client._id()
+            self.client._submit_exec(rid, sb.id, cmd, kw.get("stdin"), kw.get("env"), kw.get("cwd"),
+                                     kw.get("timeout"), kw.get("output_cap"))
+            rids.append(rid)
+        return [self.client._wait(rid) for rid in rids]
+
+    def __exit__(self, *exc) -> None:
+        for sb in self.sandboxes:
+            try:
+                sb.close()
+            except RolloutError:
+                pass
+        self.sandboxes = []
+
+
+# ---------------------------------------------------------------- asyncio API
+
+class AsyncClient(_Core):
+    """An asyncio client: completions are read when the client's fd becomes readable in the
+    running event loop and resolve the futures of their requests. Many thousands of
+    coroutines may share one client."""
+
+    def __init__(self, socket: Optional[str] = None, gpu: int = -1, name: str = "python-async"):
+        super().__init__(socket, gpu, name)
+        self._futures: Dict[int, asyncio.Future] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._flush_scheduled = False
+
+    async def __aenter__(self) -> "AsyncClient":
+        self._attach()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    def _attach(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self.fileno(), self._on_readable)
+            self._arm()
+
+    def _arm(self) -> None:
+        # Announce the sleep; if completions slipped in meanwhile, take them now.
+        while lib().rollout_arm(self._handle) == -errno.EAGAIN:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        for rid, r in self._drain():
+            fut = self._futures.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(r)
+
+    def _on_readable(self) -> None:
+        self._dispatch()
+        self._arm()
+
+    def _on_ring_full(self) -> None:
+        # The ring is full: completions must be read for rolloutd to make room.
+        self._dispatch()
+        lib().rollout_wait_space(self._handle, 65536, 100)
+
+    def _schedule_flush(self) -> None:
+        # Batch: every request submitted in this turn of the loop becomes visible at once.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._handle:
+            lib().rollout_flush(self._handle)
+
+    async def _request(self, submit, *args) -> Result:
+        self._attach()
+        rid = self._id()
+        fut = self._loop.create_future()
+        self._futures[rid] = fut
+        try:
+            submit(rid, *args)
+        except BaseException:
+            self._futures.pop(rid, None)
+            raise
+        self._schedule_flush()
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            # The request still completes at rolloutd; its result is dropped when it arrives.
+            self._futures.pop(rid, None)
+            raise
+
+    async def open(self, profile: str = "default") -> "AsyncSandbox":
+        r = _raise_for(await self._request(self._submit_open, profile), f"open {profile}")
+        return AsyncSandbox(self, r.sandbox)
+
+    def group(self, profile: str, n: int) -> "AsyncGroup":
+        return AsyncGroup(self, profile, n)
+
+    async def aclose(self) -> None:
+        if self._loop is not None and self._handle:
+            self._loop.remove_reader(self.fileno())
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(RolloutError("client closed", Status.CANCELLED))
+        self._futures.clear()
+        self._disconnect()
+
+
+class AsyncSandbox:
+    """A sandbox owned by an AsyncClient."""
+
+    def __init__(self, client: AsyncClient, sandbox_id: int):
+        self.client = client
+        self.id = sandbox_id
+        self.closed = False
+
+    async def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
+                   cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
+                   check_status: bool = True) -> Result:
+        r = await self.client._request(self.client._submit_exec, self.id, cmd, stdin, env, cwd, timeout, output_cap)
+        return _raise_for(r, "exec") if check_status else r
+
+    async def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        _raise_for(await self.client._request(self.client._submit_put, self.id, path, data, mode), f"put {path}")
+
+    async def get_file(self, path: str, max_bytes: int = 0) -> bytes:
+        r = await self.client._request(self.client._submit_get, self.id, path, max_bytes)
+        return _raise_for(r, f"get {path}").data
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.client._request(self.client._submit_close, self.id)
+
+    async def __aenter__(self) -> "AsyncSandbox":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+class AsyncGroup:
+    """asyncio version of Group: ``async with client.group("default", 8) as g:``."""
+
+    def __init__(self, client: AsyncClient, profile: str, n: int):
+        self.client, self.profile, self.n = client, profile, n
+        self.sandboxes: List[AsyncSandbox] = []
+
+    async def __aenter__(self) -> "AsyncGroup":
+        results = await asyncio.gather(*[self.client.open(self.profile) for _ in range(self.n)],
+                                       return_exceptions=True)
+        self.sandboxes = [r for r in results if isinstance(r, AsyncSandbox)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.__aexit__()
+            raise errors[0]
+        return self
+
+    async def exec_all(self, cmd: Command, **kw) -> List[Union[Result, RolloutError]]:
+        """The same command in every sandbox. A member that fails gives its RolloutError in
+        its place; the others still complete."""
+        return await self.exec_each([cmd] * len(self.sandboxes), **kw)
+
+    async def exec_each(self, cmds: Sequence[Command], **kw) -> List[Union[Result, RolloutError]]:
+        """One command per sandbox (len(cmds) == n), all at once."""
+        if len(cmds) != len(self.sandboxes):
+            raise ValueError(f"{len(cmds)} commands for {len(self.sandboxes)} sandboxes")
+        return await asyncio.gather(*[sb.exec(c, **kw) for sb, c in zip(self.sandboxes, cmds)],
+                                    return_exceptions=True)
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.gather(*[sb.close() for sb in self.sandboxes], return_exceptions=True)
+        self.sandboxes = []
