@@ -142,7 +142,8 @@ def status_name(status: int) -> str:
 
 @dataclass
 class Result:
-    """What an action produced. stdout/stderr are bytes (sandbox output may be binary)."""
+    """What an action produced. stdout/stderr are bytes (sandbox output may be binary), or
+    memoryviews from Sandbox.exec_view()."""
     status: int
     exit_code: int = 0
     signal: int = 0
@@ -312,6 +313,38 @@ class Client(_Core):
                 raise RolloutError(f"rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
         return self._done.pop(rid)
 
+    def _wait_view(self, rid: int) -> Result:
+        """Like _wait, but the result's stdout/stderr/data are memoryviews over the completion
+        record itself (no copy), valid until the next call on this client."""
+        if rid in self._done:
+            return self._done.pop(rid)
+        lib().rollout_flush(self._handle)
+        c = _Completion()
+        while True:
+            n = lib().rollout_next(self._handle, ctypes.byref(c))
+            if n < 0:
+                raise RolloutError(f"reading completions: {_strerror(n)}", Status.INTERNAL, True, n)
+            if n == 1 and c.request_id == rid:
+                def view(ptr, size):
+                    return memoryview((ctypes.c_char * size).from_address(ptr)).cast("B") if ptr and size \
+                        else memoryview(b"")
+                r = _result(_Completion())  # an empty shell; fields filled below without copies
+                r.status, r.exit_code, r.signal = c.status, c.exit_code, c.signal
+                r.stdout, r.stderr, r.data = view(c.stdout_data, c.stdout_len), view(c.stderr_data, c.stderr_len), \
+                    view(c.file_data, c.file_len)
+                r.stdout_truncated, r.stderr_truncated, r.data_truncated = c.stdout_truncated, c.stderr_truncated, \
+                    c.file_truncated
+                r.wall_us, r.cpu_us, r.peak_memory_kib, r.sandbox = c.wall_us, c.cpu_us, c.peak_memory_kib, c.sandbox
+                r.message = c.message.decode(errors="replace") if c.message else ""
+                r.infra_failed = c.infra_failed
+                return r
+            if n == 1:
+                self._done[c.request_id] = _result(c)
+                continue
+            rc = lib().rollout_wait(self._handle, -1)
+            if rc:
+                raise RolloutError(f"rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
+
     def open(self, profile: str = "default") -> "Sandbox":
         rid = self._id()
         self._submit_open(rid, profile)
@@ -341,6 +374,15 @@ class Sandbox:
         self.client._submit_exec(rid, self.id, cmd, stdin, env, cwd, timeout, output_cap)
         r = self.client._wait(rid)
         return _raise_for(r, "exec") if check_status else r
+
+    def exec_view(self, cmd: Command, **kw) -> Result:
+        """exec() without copying the output: stdout and stderr are memoryviews over the
+        completion record in shared memory, valid until the next call on this client (copy
+        them with bytes(...) to keep them)."""
+        rid = self.client._id()
+        self.client._submit_exec(rid, self.id, cmd, kw.get("stdin"), kw.get("env"), kw.get("cwd"),
+                                 kw.get("timeout"), kw.get("output_cap"))
+        return _raise_for(self.client._wait_view(rid), "exec")
 
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         rid = self.client._id()

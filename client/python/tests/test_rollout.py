@@ -20,6 +20,8 @@ def test_blocking_path(daemons):
             assert r.exit_code == 3 and r.stderr == b"hi\n" and not r.ok
             r = sb.exec("head -c 5000 /dev/zero", output_cap=100)
             assert len(r.stdout) == 100 and r.stdout_truncated
+            v = sb.exec_view("head -c 100000 /dev/zero | tr '\\0' 'a'", output_cap=200000)
+            assert isinstance(v.stdout, memoryview) and len(v.stdout) == 100000 and v.stdout[0] == ord("a")
             sb.exec("printf '\\000\\377binary' > b.bin")
             assert sb.get_file("b.bin") == b"\x00\xffbinary"
 
