@@ -74,7 +74,7 @@ case "$out" in *"not a regular file"*) [ $rc -eq 1 ] && echo "ok   directory: $o
 mkfifo "$dir/fifo"
 out=$(timeout 5 "$bin" --check-config "$dir/fifo" 2>&1); rc=$?
 case "$out" in *"not a regular file"*) [ $rc -eq 1 ] && echo "ok   fifo: $out" ;; *) echo "FAIL fifo (rc=$rc): $out"; fails=$((fails + 1)) ;; esac
-for f in "${ROLLOUT_SOURCE_DIR:-.}"/configs/*.yaml; do
+for f in "${ROLLOUT_SOURCE_DIR:-.}"/configs/*.yaml "${ROLLOUT_SOURCE_DIR:-.}"/deploy/kubernetes/*.yaml; do
 	grep -q '^rolloutd:' "$f" || continue
 	out=$("$bin" --check-config "$f" 2>&1) || { echo "FAIL shipped $f: $out"; fails=$((fails + 1)); }
 done

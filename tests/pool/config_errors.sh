@@ -54,6 +54,8 @@ check privileged-uid "unprivileged range" 'pool:
 '
 out=$("$bin" --check-config "$dir" 2>&1); rc=$?
 case "$out" in *"not a regular file"*) [ $rc -eq 1 ] && echo "ok   directory: $out" ;; *) echo "FAIL directory: $out"; fails=$((fails + 1)) ;; esac
-out=$("$bin" --check-config "$ROLLOUT_SOURCE_DIR/configs/local.yaml" 2>&1) || { echo "FAIL shipped config: $out"; fails=$((fails + 1)); }
+for f in "$ROLLOUT_SOURCE_DIR/configs/local.yaml" "$ROLLOUT_SOURCE_DIR/deploy/kubernetes/pool.yaml"; do
+	out=$("$bin" --check-config "$f" 2>&1) || { echo "FAIL shipped config $f: $out"; fails=$((fails + 1)); }
+done
 echo "$fails failed"
 [ $fails -eq 0 ]
