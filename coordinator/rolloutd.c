@@ -69,6 +69,7 @@ struct pool_link {
 	bool up;
 	uint64_t last_rx, last_tx, boot_id;
 	uint32_t credits, inflight;
+	uint32_t generation; /* bumped at every pool_down: a new routing id, a new peer */
 	struct {
 		char name[64];
 		uint32_t free, warm, total;
@@ -314,6 +315,15 @@ static void pool_connect(struct shard *s, struct pool_link *p)
 	}
 	/* A fresh socket: nothing queued for the old connection is ever delivered late. */
 	p->sock = zmq_socket(s->d->zctx, ZMQ_DEALER);
+	/* A routing id of our own: when ZeroMQ reconnects this socket after a network blip the
+	 * pool sees the same peer (its leases and its dispatch cache carry over). After a
+	 * pool_down the generation changes, so the pool treats us as new and lets the old
+	 * leases run out. */
+	char rid[160];
+	int rlen = snprintf(rid, sizeof(rid), "%s/%d/%llx/%u", s->d->cfg->identity, s->idx,
+			    (unsigned long long)s->d->epoch, p->generation);
+	zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, rid,
+		       (size_t)(rlen < (int)sizeof(rid) ? rlen : (int)sizeof(rid) - 1));
 	int zero = 0, one = 1, hwm = 1000000;
 	zmq_setsockopt(p->sock, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(p->sock, ZMQ_IMMEDIATE, &one, sizeof(one));
@@ -368,6 +378,7 @@ static void pool_down(struct shard *s, struct pool_link *p, const char *why)
 				sess_remove(s, x->sandbox);
 		}
 	rd_metrics_pool(s->m, s->idx, p - s->pools, false, 0);
+	p->generation++;
 	pool_connect(s, p);
 }
 

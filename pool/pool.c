@@ -1261,6 +1261,8 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	int one = 1, zero = 0;
 	int64_t maxmsg = (int64_t)cfg->max_message_mb << 20;
 	zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	/* A coordinator that reconnects with its routing id takes over its old connection. */
+	zmq_setsockopt(p->router, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
 	/* A ROUTER drops what exceeds a peer's send limit; answers must never be dropped. What
 	 * is queued per coordinator is bounded by the credits it was given (max_inflight). */
 	zmq_setsockopt(p->router, ZMQ_SNDHWM, &zero, sizeof(zero));
