@@ -55,12 +55,45 @@ void rlog_write(int level, const char *msg, const char *fmt, ...)
 		va_start(ap, fmt);
 		int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 		va_end(ap);
-		if (m > 0)
-			n += m < (int)sizeof(line) - n - 1 ? m : (int)sizeof(line) - n - 2;
+		if (m > 0) {
+			int end = n + (m < (int)sizeof(line) - n - 1 ? m : (int)sizeof(line) - n - 2);
+			/* A raw control byte never reaches the log: one line per call, always. */
+			for (int i = n; i < end; i++)
+				if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+					line[i] = '?';
+			n = end;
+		}
 	}
 	line[n++] = '\n';
 	ssize_t w;
 	do
 		w = write(STDERR_FILENO, line, (size_t)n);
 	while (w < 0 && errno == EINTR);
+}
+
+const char *rlog_esc(char *buf, size_t n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (!n)
+		return buf;
+	for (; s && *s && o + 5 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = 'n';
+		} else if (c < 0x20 || c == 0x7f) {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o] = 0;
+	return buf;
 }

@@ -5,6 +5,8 @@
 #ifndef ROLLOUT_LOG_H
 #define ROLLOUT_LOG_H
 
+#include <stddef.h>
+
 enum rlog_level { RLOG_DEBUG = 0, RLOG_INFO, RLOG_WARN, RLOG_ERROR };
 
 extern int rlog_min_level;
@@ -18,6 +20,12 @@ void rlog_set_prog(const char *prog);
  * RLOG(RLOG_INFO, "pool up", "endpoint=%s free=%u", ep, n). Strings that may hold
  * spaces should be quoted by the caller with %s inside \"...\". */
 void rlog_write(int level, const char *msg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Copies s into buf (size n, always terminated) with '"', '\\' and control bytes escaped,
+ * so a name that came from the network or a config file cannot end the quoted value or
+ * forge a log line. Use it inside \"%s\" for every string the daemon did not write.
+ * Returns buf. */
+const char *rlog_esc(char *buf, size_t n, const char *s);
 
 #define RLOG(level, msg, ...)                                    \
 	do {                                                     \

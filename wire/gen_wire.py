@@ -193,6 +193,8 @@ def gen(s, P):
                 dv = c_default(s, k, det, d)
                 h.append("static inline void %s_add_%s(struct fb_builder *b, %s v)\n{\n\tfb_table_add_%s(b, %d, v, %s);\n}" % (T, f, ct, suf, sid, dv))
                 h.append("static inline %s %s_%s(const %s_t *t)\n{\n\treturn fb_read_%s(t, %d, %s);\n}" % (ct, T, f, T, suf, sid, dv))
+                h.append("/* Overwrites the field in place (a buffer being prepared for sending, never one\n * another process can write). False when the builder left it out (it equalled the\n * default then): only a field written explicitly can be set. */")
+                h.append("static inline bool %s_set_%s(%s_t *t, %s v)\n{\n\tuint8_t *p = (uint8_t *)fb_field(t, %d);\n\tif (!p)\n\t\treturn false;\n\tmemcpy(p, &v, %d);\n\treturn true;\n}" % (T, f, T, ct, sid, size))
             elif k == "union":
                 h.append("static inline void %s_add_%s(struct fb_builder *b, uint8_t type, fb_ref_t v)\n{\n\tif (!v)\n\t\treturn;\n\tfb_table_add_u8(b, %d, type, 0);\n\tfb_table_add_ref(b, %d, v);\n}" % (T, f, sid - 1, sid))
                 h.append("static inline uint8_t %s_%s_type(const %s_t *t)\n{\n\treturn fb_read_u8(t, %d, 0);\n}" % (T, f, T, sid - 1))
@@ -224,6 +226,8 @@ def gen(s, P):
     h.append("static inline ssize_t %s_finish(struct fb_builder *b, fb_ref_t root)\n{\n\treturn fb_finish(b, root, %sFILE_IDENTIFIER);\n}" % (R, P))
     h.append("/* The root table of a buffer that passed %s_verify. */" % R)
     h.append("static inline const %s_t *%s_root(const void *buf)\n{\n\treturn (const %s_t *)fb_root(buf);\n}" % (R, R, R))
+    h.append("/* The same, writable, for the _set_ helpers on a buffer this process owns. */")
+    h.append("static inline %s_t *%s_root_mut(void *buf)\n{\n\treturn (%s_t *)fb_root(buf);\n}" % (R, R, R))
     h.append("/* Verifies buf[0..len): 0, or a negative enum fb_verify_error with res filled in. opts may be NULL. */")
     h.append("int %s_verify_ex(const void *buf, size_t len, const struct fb_verify_opts *opts, struct fb_verify_result *res);" % R)
     h.append("/* Verifies with the default limits: 0 or ROLLOUT_E_VERIFY. */")

@@ -1,0 +1,36 @@
+/* Completions, the one message every request ends with, built and read in one place:
+ * rolloutd completes requests itself (never dispatched, pool lost, deadline), the pool
+ * answers dispatches, and librollout and rolloutd read them. */
+#ifndef ROLLOUT_WIRE_COMPLETION_H
+#define ROLLOUT_WIRE_COMPLETION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rollout_wire.h"
+
+struct rw_completion {
+	uint64_t dispatch_id;   /* 0: left out (records on a trainer ring) */
+	uint64_t request_id;
+	uint16_t status;        /* rw_Status_* */
+	bool infra_failed;
+	const char *message;    /* NULL: none */
+	uint8_t result_type;    /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) */
+	uint64_t sandbox;       /* Opened.sandbox */
+};
+
+/* Builds a Message holding the Completion into b; returns its size or -ENOSPC. */
+ssize_t rw_completion_build(struct fb_builder *b, const struct rw_completion *c);
+
+/* Reads a verified Message. 0 and c filled (message points into buf), or -EBADMSG when the
+ * body is not a Completion. */
+int rw_completion_read(const void *buf, struct rw_completion *c);
+
+/* Whether a completion of an action of kind (rw_Action_*) carries what its status
+ * promises: an OK Open names its sandbox (Opened), an OK Exec has an ExecResult, an OK
+ * GetFile a FileData. A pool answer that fails this is refused, never followed. */
+bool rw_completion_fits(const void *buf, int kind);
+
+#endif
