@@ -4,12 +4,14 @@
 #include "cfg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define CFG_MAX_BYTES (1u << 20)
@@ -27,7 +29,8 @@ static void cfg_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 		return;
 	int n = vsnprintf(cyaml_msg + cyaml_len, sizeof(cyaml_msg) - cyaml_len, fmt, args);
 	if (n > 0)
-		cyaml_len = cyaml_len + (size_t)n < sizeof(cyaml_msg) ? cyaml_len + (size_t)n : sizeof(cyaml_msg) - 1;
+		cyaml_len =
+		    cyaml_len + (size_t)n < sizeof(cyaml_msg) ? cyaml_len + (size_t)n : sizeof(cyaml_msg) - 1;
 }
 
 const cyaml_config_t cfg_cyaml_config = {
@@ -155,10 +158,16 @@ int cfg_load(const char *path, const cyaml_schema_value_t *schema, void **doc, c
 	*doc = NULL;
 	/* Opened first, checked on the descriptor: a FIFO or a directory never blocks or
 	 * half-parses. */
-	FILE *f = fopen(path, "re");
-	if (!f)
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
 		return fail_path(err, errsz, path, "%s", strerror(errno));
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		return fail_path(err, errsz, path, "%s", strerror(e));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		fclose(f);
 		return fail_path(err, errsz, path, "not a regular file");
 	}
@@ -196,8 +205,8 @@ void cfg_free(const cyaml_schema_value_t *schema, void *doc)
 		cyaml_free(&cfg_cyaml_config, schema, doc, 0);
 }
 
-int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path, const char *section, char *err,
-	      size_t errsz)
+int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path, const char *section,
+	      char *err, size_t errsz)
 {
 	unsigned nth = 0;
 	const char *br = strrchr(section, '[');
@@ -215,8 +224,8 @@ int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path,
 				return -ENOMEM;
 			if (*s && (strlen(*s) < k->lo || strlen(*s) > k->hi))
 				return cfg_fail(err, errsz, path, name, nth,
-						"length %zu is outside %" PRIu64 "..%" PRIu64, strlen(*s), k->lo,
-						k->hi);
+						"length %zu is outside %" PRIu64 "..%" PRIu64, strlen(*s),
+						k->lo, k->hi);
 			break;
 		}
 		case CFG_U32: {
@@ -225,15 +234,16 @@ int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path,
 				*v = (uint32_t)strtoul(k->def, NULL, 0);
 			if (*v < k->lo || *v > k->hi)
 				return cfg_fail(err, errsz, path, name, nth,
-						"%u is outside the accepted range %" PRIu64 "..%" PRIu64, *v, k->lo,
-						k->hi);
+						"%u is outside the accepted range %" PRIu64 "..%" PRIu64, *v,
+						k->lo, k->hi);
 			break;
 		}
 		case CFG_SEQ: {
 			unsigned count = *(unsigned *)((char *)obj + k->count_offset);
 			if (count < k->lo)
-				return cfg_fail(err, errsz, path, name, nth, "needs at least %" PRIu64 " entr%s",
-						k->lo, k->lo == 1 ? "y" : "ies");
+				return cfg_fail(err, errsz, path, name, nth,
+						"needs at least %" PRIu64 " entr%s", k->lo,
+						k->lo == 1 ? "y" : "ies");
 			break;
 		}
 		case CFG_MAP:
@@ -254,7 +264,7 @@ void cfg_reference(FILE *f, const char *section, const struct cfg_key *keys, siz
 			snprintf(range, sizeof(range), "%" PRIu64 "..%" PRIu64, k->lo, k->hi);
 		else if (k->type == CFG_SEQ && k->lo)
 			snprintf(range, sizeof(range), "at least %" PRIu64, k->lo);
-		fprintf(f, "| `%s.%s` | %s | %s%s%s | %s | %s |\n", section, k->name, tn[k->type], k->def ? "`" : "",
-			k->def ? k->def : "", k->def ? "`" : "", range, k->doc);
+		fprintf(f, "| `%s.%s` | %s | %s%s%s | %s | %s |\n", section, k->name, tn[k->type],
+			k->def ? "`" : "", k->def ? k->def : "", k->def ? "`" : "", range, k->doc);
 	}
 }

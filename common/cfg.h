@@ -53,8 +53,8 @@ void cfg_free(const cyaml_schema_value_t *schema, void *doc);
 
 /* Fills defaults into obj and checks ranges, for the rows of one section (section names
  * the mapping in messages, e.g. "rolloutd" or "pool.profiles[2]"). 0 or -EINVAL with err. */
-int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path, const char *section, char *err,
-	      size_t errsz);
+int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path, const char *section,
+	      char *err, size_t errsz);
 
 /* Writes "PATH:LINE: section.key: message" (LINE where the key is found in the file; the
  * nth occurrence, counting from 0, for keys of list entries). Returns -EINVAL. */

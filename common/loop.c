@@ -165,8 +165,9 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 		int fd = (int)(uint32_t)evs[i].data.u64;
 		uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
 		if ((size_t)fd >= l->nregs || !l->regs[fd].used || l->regs[fd].gen != gen)
-			continue; /* deleted earlier in this batch */
-		l->regs[fd].fn(l->regs[fd].arg, evs[i].events);
+			continue;   /* deleted earlier in this batch */
+		if (l->regs[fd].fn) /* NULL: a wake-up only; the idle hook does the work */
+			l->regs[fd].fn(l->regs[fd].arg, evs[i].events);
 	}
 	now = rollout__now_ns();
 	for (size_t i = 0; i < l->ntimers; i++) {

@@ -19,7 +19,8 @@ int loop_create(struct loop **out);
 /* Closes the epoll fd, not the registered fds (their owners close them). NULL is fine. */
 void loop_destroy(struct loop *l);
 
-/* Watches fd for events (EPOLLIN, ...). 0, -EEXIST, -ENOMEM or -errno of epoll_ctl. */
+/* Watches fd for events (EPOLLIN, ...); fn NULL only wakes the loop. 0, -EEXIST, -ENOMEM or -errno of
+ * epoll_ctl. */
 int loop_add(struct loop *l, int fd, uint32_t events, loop_io_fn fn, void *arg);
 int loop_mod(struct loop *l, int fd, uint32_t events);
 /* Stops watching fd. Safe from a callback: events of fd still in the current batch are

@@ -115,8 +115,8 @@ int promhttp_parse_addr(const char *addr, void *out, unsigned *socklen)
 	return 0;
 }
 
-int promhttp_start(struct promhttp **out, const char *addr, promhttp_render_fn render, promhttp_health_fn health,
-		   void *arg)
+int promhttp_start(struct promhttp **out, const char *addr, promhttp_render_fn render,
+		   promhttp_health_fn health, void *arg)
 {
 	struct sockaddr_storage ss;
 	unsigned sl;
@@ -132,10 +132,10 @@ int promhttp_start(struct promhttp **out, const char *addr, promhttp_render_fn r
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_CONNECTION_LIMIT, PROMHTTP_MAX_CONNECTIONS,
-				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, PROMHTTP_PER_IP,
-				  MHD_OPTION_CONNECTION_TIMEOUT, PROMHTTP_TIMEOUT_S,
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, h, MHD_OPTION_SOCK_ADDR,
+				  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+				  PROMHTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				  PROMHTTP_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, PROMHTTP_TIMEOUT_S,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, PROMHTTP_CONN_MEMORY, MHD_OPTION_END);
 	if (!h->mhd) {
 		free(h);

@@ -19,8 +19,8 @@ typedef int (*promhttp_health_fn)(void *arg, char *why, size_t whysz);
 /* Parses "HOST:PORT" (IPv4 dotted quad or [IPv6]); 0 or -EINVAL. */
 int promhttp_parse_addr(const char *addr, void *sockaddr_storage, unsigned *socklen);
 /* Starts serving addr. 0, -EINVAL (bad address) or -EADDRINUSE. */
-int promhttp_start(struct promhttp **out, const char *addr, promhttp_render_fn render, promhttp_health_fn health,
-		   void *arg);
+int promhttp_start(struct promhttp **out, const char *addr, promhttp_render_fn render,
+		   promhttp_health_fn health, void *arg);
 /* Stops the thread and frees h; NULL is fine. */
 void promhttp_stop(struct promhttp *h);
 

@@ -25,6 +25,6 @@ static inline uint64_t rollout__mix64(uint64_t v)
 	return v;
 }
 
-#define ROLLOUT_MS(ms) ((uint64_t)(ms) * 1000000ull)
+#define ROLLOUT_MS(ms) ((uint64_t)(ms)*1000000ull)
 
 #endif

@@ -1,201 +1,158 @@
-/* rolloutd's configuration: one libcyaml schema, defaults, range checks. */
+/* rolloutd's configuration: the key tables (one row per key: type, default, range, doc),
+ * and the checks that span several keys. */
 #include "config.h"
 
-#include <cyaml/cyaml.h>
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-static char logbuf[1024];
-static size_t loglen;
+#include "cfg.h"
 
-static void rd_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
-{
-	(void)ctx;
-	if (level < CYAML_LOG_ERROR || loglen + 1 >= sizeof(logbuf))
-		return;
-	int n = vsnprintf(logbuf + loglen, sizeof(logbuf) - loglen, fmt, args);
-	if (n > 0)
-		loglen = loglen + (size_t)n < sizeof(logbuf) ? loglen + (size_t)n : sizeof(logbuf) - 1;
-}
+/* X(S, TYPE, name, default, lo, hi, extra, doc) -- see common/cfg.h */
+#define RD_POOL_KEYS(X, S)                                                                         \
+	X(S, STR, endpoint, NULL, 1, 255, NULL, "tcp://HOST:PORT or ipc://PATH of one pool")       \
+	X(S, STR, dns, NULL, 3, 255, NULL, "HOST:PORT: one pool per address the name resolves to") \
+	X(S, STR, server_key, NULL, 40, 40, NULL, "the pool's CURVE public key (Z85), with CURVE on")
 
-static const cyaml_schema_field_t pool_fields[] = {
-	CYAML_FIELD_STRING_PTR("endpoint", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_pool_cfg,
-			       endpoint, 1, 256),
-	CYAML_FIELD_STRING_PTR("dns", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_pool_cfg, dns, 1,
-			       256),
-	CYAML_FIELD_STRING_PTR("server_key", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_pool_cfg,
-			       server_key, 40, 40),
-	CYAML_FIELD_END
-};
+#define RD_GPU_KEYS(X, S) X(S, STR, pci_bus_id, NULL, 7, 16, NULL, "PCI bus id of a GPU this node trains on")
+
+static const cyaml_schema_field_t pool_fields[] = { RD_POOL_KEYS(CFG_CYAML_FIELD, struct rd_pool_cfg)
+							CYAML_FIELD_END };
 static const cyaml_schema_value_t pool_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct rd_pool_cfg,
 								      pool_fields) };
-
-static const cyaml_schema_field_t gpu_fields[] = {
-	CYAML_FIELD_STRING_PTR("pci_bus_id", CYAML_FLAG_POINTER, struct rd_gpu_cfg, pci_bus_id, 7, 16),
-	CYAML_FIELD_END
-};
+static const cyaml_schema_field_t gpu_fields[] = { RD_GPU_KEYS(CFG_CYAML_FIELD, struct rd_gpu_cfg)
+						       CYAML_FIELD_END };
 static const cyaml_schema_value_t gpu_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct rd_gpu_cfg,
 								     gpu_fields) };
 
-static const cyaml_schema_field_t rd_fields[] = {
-	CYAML_FIELD_STRING_PTR("socket", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg, socket, 1,
-			       107),
-	CYAML_FIELD_STRING_PTR("metrics", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg, metrics, 1,
-			       64),
-	CYAML_FIELD_STRING_PTR("identity", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg, identity,
-			       1, 128),
-	CYAML_FIELD_UINT("shards", CYAML_FLAG_OPTIONAL, struct rd_cfg, shards),
-	CYAML_FIELD_UINT("ring_bytes", CYAML_FLAG_OPTIONAL, struct rd_cfg, ring_bytes),
-	CYAML_FIELD_UINT("max_record", CYAML_FLAG_OPTIONAL, struct rd_cfg, max_record),
-	CYAML_FIELD_UINT("lease_ms", CYAML_FLAG_OPTIONAL, struct rd_cfg, lease_ms),
-	CYAML_FIELD_UINT("heartbeat_ms", CYAML_FLAG_OPTIONAL, struct rd_cfg, heartbeat_ms),
-	CYAML_FIELD_UINT("pool_timeout_ms", CYAML_FLAG_OPTIONAL, struct rd_cfg, pool_timeout_ms),
-	CYAML_FIELD_UINT("max_queue", CYAML_FLAG_OPTIONAL, struct rd_cfg, max_queue),
-	CYAML_FIELD_UINT("drain_ms", CYAML_FLAG_OPTIONAL, struct rd_cfg, drain_ms),
-	CYAML_FIELD_STRING_PTR("reserved_cpus", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg,
-			       reserved_cpus, 1, 256),
-	CYAML_FIELD_STRING_PTR("curve_public_key", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg,
-			       curve_public_key, 40, 40),
-	CYAML_FIELD_STRING_PTR("curve_secret_key", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg,
-			       curve_secret_key, 40, 40),
-	CYAML_FIELD_SEQUENCE("gpus", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_cfg, gpus,
-			     &gpu_schema, 0, 64),
-	CYAML_FIELD_SEQUENCE("pools", CYAML_FLAG_POINTER, struct rd_cfg, pools, &pool_schema, 1, 1024),
-	CYAML_FIELD_END
-};
+#define RD_KEYS(X, S)                                                                                        \
+	X(S, STR, socket, "/run/rolloutd.sock", 1, 107, NULL,                                                \
+	  "attach socket trainers (librollout) connect to")                                                  \
+	X(S, STR, metrics, NULL, 3, 64, NULL, "HOST:PORT of /metrics and /healthz; absent: not served")      \
+	X(S, STR, identity, "rolloutd", 1, 128, NULL, "name given to pools (logs, routing ids)")             \
+	X(S, U32, shards, "0", 0, 64, NULL, "shard threads; 0: one per configured GPU, at least one")        \
+	X(S, U32, ring_bytes, "4194304", 65536, 1u << 30, NULL,                                              \
+	  "each ring of a trainer's segment, a power of two")                                                \
+	X(S, U32, max_record, "1048576", 256, 1u << 29, NULL,                                                \
+	  "largest request or completion record, at most half of ring_bytes; larger results complete "       \
+	  "OUTPUT_LIMIT")                                                                                    \
+	X(S, U32, lease_ms, "10000", 100, 86400000, NULL,                                                    \
+	  "pools reap this coordinator's sandboxes after this "                                              \
+	  "much silence")                                                                                    \
+	X(S, U32, heartbeat_ms, "1000", 10, 600000, NULL, "heartbeat to every pool")                         \
+	X(S, U32, pool_timeout_ms, "3000", 20, 3600000, NULL,                                                \
+	  "a pool silent this long is down: its requests complete SANDBOX_LOST")                             \
+	X(S, U32, max_queue, "65536", 1, 10000000, NULL,                                                     \
+	  "opens waiting for pool capacity per shard before the "                                            \
+	  "ring backs up")                                                                                   \
+	X(S, U32, drain_ms, "10000", 1, 3600000, NULL, "on SIGTERM, time given to requests in flight")       \
+	X(S, STR, reserved_cpus, NULL, 1, 256, NULL, "cores kept for the trainer and its loaders (cpulist)") \
+	X(S, STR, curve_public_key, NULL, 40, 40, NULL, "this coordinator's CURVE public key (Z85)")         \
+	X(S, STR, curve_secret_key, NULL, 40, 40, NULL, "this coordinator's CURVE secret key (Z85)")         \
+	X(S, SEQ, gpus, NULL, 0, 64, &gpu_schema, "GPUs of this node (pci_bus_id each): one shard per GPU")  \
+	X(S, SEQ, pools, NULL, 1, 1024, &pool_schema,                                                        \
+	  "pools to use (endpoint or dns each, server_key with CURVE)")
 
+static const cyaml_schema_field_t rd_fields[] = { RD_KEYS(CFG_CYAML_FIELD, struct rd_cfg) CYAML_FIELD_END };
+static const struct cfg_key rd_keys[] = { RD_KEYS(CFG_KEY_ROW, struct rd_cfg) };
+static const struct cfg_key pool_keys[] = { RD_POOL_KEYS(CFG_KEY_ROW, struct rd_pool_cfg) };
+static const struct cfg_key gpu_keys[] = { RD_GPU_KEYS(CFG_KEY_ROW, struct rd_gpu_cfg) };
+#define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The file: `rolloutd:` is ours; the other daemons' sections may share the file. */
 struct rd_doc {
 	struct rd_cfg *rolloutd;
-	void *pool; /* a file may also hold the pool's section; rolloutd ignores it */
 };
-
-/* The pool's section is accepted as any mapping so one file can configure both daemons. */
-static const cyaml_schema_field_t any_fields[] = { CYAML_FIELD_END };
 static const cyaml_schema_field_t doc_fields[] = {
-	CYAML_FIELD_MAPPING_PTR("rolloutd", CYAML_FLAG_POINTER, struct rd_doc, rolloutd, rd_fields),
-	CYAML_FIELD_IGNORE("pool", CYAML_FLAG_OPTIONAL), CYAML_FIELD_END
+	CYAML_FIELD_MAPPING_PTR("rolloutd", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct rd_doc, rolloutd,
+				rd_fields),
+	CYAML_FIELD_IGNORE("pool", CYAML_FLAG_OPTIONAL), CYAML_FIELD_IGNORE("gateway", CYAML_FLAG_OPTIONAL),
+	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t doc_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct rd_doc,
 								     doc_fields) };
 
-static const cyaml_config_t ycfg = {
-	.log_fn = rd_log,
-	.mem_fn = cyaml_mem,
-	.log_level = CYAML_LOG_ERROR,
-	.flags = CYAML_CFG_DEFAULT,
-};
-
-static int fail(char *err, size_t cap, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t cap, const char *path, const char *fmt, ...)
+static int check(struct rd_cfg *c, const char *path, char *err, size_t errsz)
 {
-	va_list ap;
-	int n = snprintf(err, cap, "%s: ", path);
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < cap)
-		vsnprintf(err + n, cap - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
+	int rc = cfg_apply(c, rd_keys, NKEYS(rd_keys), path, "rolloutd", err, errsz);
+	for (unsigned i = 0; !rc && i < c->gpus_count; i++) {
+		char sec[48];
+		snprintf(sec, sizeof(sec), "rolloutd.gpus[%u]", i);
+		rc = cfg_apply(&c->gpus[i], gpu_keys, NKEYS(gpu_keys), path, sec, err, errsz);
+	}
+	for (unsigned i = 0; !rc && i < c->pools_count; i++) {
+		struct rd_pool_cfg *p = &c->pools[i];
+		char sec[48];
+		snprintf(sec, sizeof(sec), "rolloutd.pools[%u]", i);
+		rc = cfg_apply(p, pool_keys, NKEYS(pool_keys), path, sec, err, errsz);
+		if (rc)
+			break;
+		if (!p->endpoint == !p->dns)
+			rc = cfg_fail(err, errsz, path, sec, 0, "exactly one of endpoint and dns");
+		else if (p->endpoint && strncmp(p->endpoint, "tcp://", 6) &&
+			 strncmp(p->endpoint, "ipc://", 6))
+			rc = cfg_fail(err, errsz, path, "rolloutd.pools.endpoint", i,
+				      "'%s' must be tcp://HOST:PORT or ipc://PATH", p->endpoint);
+		else if (p->dns && (!strchr(p->dns, ':') || strchr(p->dns, ':')[1] == 0))
+			rc = cfg_fail(err, errsz, path, "rolloutd.pools.dns", 0, "'%s' must be HOST:PORT",
+				      p->dns);
+		else if (!!p->server_key != !!c->curve_secret_key)
+			rc = cfg_fail(
+			    err, errsz, path, sec, 0,
+			    "server_key and rolloutd's curve keys go together (CURVE on every link or none)");
+	}
+	if (rc)
+		return rc;
+	if (!c->shards)
+		c->shards = c->gpus_count ? c->gpus_count : 1;
+	if (c->ring_bytes & (c->ring_bytes - 1))
+		return cfg_fail(err, errsz, path, "rolloutd.ring_bytes", 0, "%u must be a power of two",
+				c->ring_bytes);
+	if (c->max_record > c->ring_bytes / 2 - 16)
+		return cfg_fail(err, errsz, path, "rolloutd.max_record", 0,
+				"%u must be at most half of ring_bytes", c->max_record);
+	if (c->pool_timeout_ms <= c->heartbeat_ms)
+		return cfg_fail(err, errsz, path, "rolloutd.pool_timeout_ms", 0,
+				"pool_timeout_ms must be above heartbeat_ms (%u <= %u)", c->pool_timeout_ms,
+				c->heartbeat_ms);
+	if (!c->curve_public_key != !c->curve_secret_key)
+		return cfg_fail(err, errsz, path, "rolloutd.curve_public_key", 0,
+				"curve_public_key and curve_secret_key go together");
+	return 0;
 }
 
 int rd_config_load(const char *path, struct rd_cfg **out, char *err, size_t errsz)
 {
-	(void)any_fields;
-	struct stat st;
-	*out = NULL;
-	if (stat(path, &st) < 0)
-		return fail(err, errsz, path, "%s", strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return fail(err, errsz, path, "not a regular file");
-	if (st.st_size == 0)
-		return fail(err, errsz, path, "empty file");
-	loglen = 0;
-	logbuf[0] = 0;
 	struct rd_doc *d = NULL;
-	cyaml_err_t rc = cyaml_load_file(path, &ycfg, &doc_schema, (cyaml_data_t **)&d, NULL);
-	if (rc != CYAML_OK) {
-		while (loglen && logbuf[loglen - 1] == '\n')
-			logbuf[--loglen] = 0;
-		for (char *c = logbuf; *c; c++)
-			if (*c == '\n')
-				*c = ';';
-		return fail(err, errsz, path, "%s%s%s", cyaml_strerror(rc), logbuf[0] ? ": " : "", logbuf);
-	}
+	*out = NULL;
+	int rc = cfg_load(path, &doc_schema, (void **)&d, err, errsz);
+	if (rc)
+		return rc;
 	if (!d || !d->rolloutd) { /* a file of comments only is an empty document */
-		if (d)
-			cyaml_free(&ycfg, &doc_schema, d, 0);
-		return fail(err, errsz, path, "no rolloutd: section");
+		cfg_free(&doc_schema, d);
+		return cfg_fail(err, errsz, path, "rolloutd", 0, "no rolloutd: section");
 	}
-	struct rd_cfg *c = d->rolloutd;
-#define DEF(f, v)                  \
-	do {                       \
-		if (!(f))          \
-			(f) = (v); \
-	} while (0)
-#define DEFS(f, v)                       \
-	do {                             \
-		if (!(f))                \
-			(f) = strdup(v); \
-	} while (0)
-	DEFS(c->socket, "/run/rolloutd.sock");
-	DEFS(c->identity, "rolloutd");
-	DEF(c->ring_bytes, 4u << 20);
-	DEF(c->max_record, 1u << 20);
-	DEF(c->lease_ms, 10000);
-	DEF(c->heartbeat_ms, 1000);
-	DEF(c->pool_timeout_ms, 3000);
-	DEF(c->max_queue, 65536);
-	DEF(c->drain_ms, 10000);
-	if (!c->shards)
-		c->shards = c->gpus_count ? c->gpus_count : 1;
-	int r = 0;
-	if (c->ring_bytes & (c->ring_bytes - 1) || c->ring_bytes < (64u << 10) || c->ring_bytes > (1u << 30))
-		r = fail(err, errsz, path,
-			 "rolloutd.ring_bytes %u must be a power of two between 64 KiB and 1 GiB",
-			 c->ring_bytes);
-	else if (c->max_record > c->ring_bytes / 2 - 16)
-		r = fail(err, errsz, path, "rolloutd.max_record %u must be at most half of ring_bytes",
-			 c->max_record);
-	else if (c->shards > 64)
-		r = fail(err, errsz, path, "rolloutd.shards %u is above 64", c->shards);
-	else if (c->heartbeat_ms == 0 || c->pool_timeout_ms <= c->heartbeat_ms)
-		r = fail(err, errsz, path, "rolloutd.pool_timeout_ms must be above heartbeat_ms");
-	else if (!c->curve_public_key != !c->curve_secret_key)
-		r = fail(err, errsz, path, "rolloutd.curve_public_key and curve_secret_key go together");
-	for (unsigned i = 0; !r && i < c->pools_count; i++) {
-		struct rd_pool_cfg *p = &c->pools[i];
-		if (!p->endpoint == !p->dns)
-			r = fail(err, errsz, path, "rolloutd.pools[%u]: exactly one of endpoint and dns", i);
-		else if (p->endpoint && strncmp(p->endpoint, "tcp://", 6) &&
-			 strncmp(p->endpoint, "ipc://", 6))
-			r = fail(err, errsz, path,
-				 "rolloutd.pools[%u].endpoint '%s' must be tcp://HOST:PORT or ipc://PATH", i,
-				 p->endpoint);
-		else if (p->dns && !strchr(p->dns, ':'))
-			r = fail(err, errsz, path, "rolloutd.pools[%u].dns '%s' must be HOST:PORT", i,
-				 p->dns);
-		else if (!!p->server_key != !!c->curve_secret_key)
-			r = fail(
-			    err, errsz, path,
-			    "rolloutd.pools[%u]: server_key and rolloutd's curve keys go together (CURVE on "
-			    "every link or none)",
-			    i);
+	if ((rc = check(d->rolloutd, path, err, errsz))) {
+		cfg_free(&doc_schema, d);
+		return rc;
 	}
-	if (r) {
-		cyaml_free(&ycfg, &doc_schema, d, 0);
-		return r;
-	}
-	c->_doc = d;
-	*out = c;
+	d->rolloutd->_doc = d;
+	*out = d->rolloutd;
 	return 0;
 }
 
 void rd_config_free(struct rd_cfg *c)
 {
 	if (c)
-		cyaml_free(&ycfg, &doc_schema, c->_doc, 0);
+		cfg_free(&doc_schema, c->_doc);
+}
+
+void rd_config_reference(FILE *f)
+{
+	fprintf(f, "### rolloutd\n\n");
+	cfg_reference(f, "rolloutd", rd_keys, NKEYS(rd_keys));
+	fprintf(f, "\n### rolloutd.pools[]\n\n");
+	cfg_reference(f, "rolloutd.pools[]", pool_keys, NKEYS(pool_keys));
+	fprintf(f, "\n### rolloutd.gpus[]\n\n");
+	cfg_reference(f, "rolloutd.gpus[]", gpu_keys, NKEYS(gpu_keys));
 }

@@ -1,13 +1,15 @@
-/* rolloutd configuration (YAML, libcyaml). Every key with its default is in
- * configs/local.yaml. */
+/* rolloutd configuration: the `rolloutd:` section of a YAML file, one table row per key
+ * (config.c) from which the schema, defaults, range checks and the reference
+ * (`rolloutd --config-reference`, docs/config.md) all come. */
 #ifndef ROLLOUT_COORDINATOR_CONFIG_H
 #define ROLLOUT_COORDINATOR_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct rd_pool_cfg {
-	char *endpoint;   /* tcp://HOST:PORT */
+	char *endpoint;   /* tcp://HOST:PORT or ipc://PATH */
 	char *dns;        /* HOST:PORT resolved to every address it has (a headless service) */
 	char *server_key; /* the pool's CURVE public key (Z85), when CURVE is on */
 };
@@ -25,10 +27,10 @@ struct rd_cfg {
 	uint32_t max_record; /* largest request or completion record */
 	uint32_t lease_ms;   /* asked of pools: sandboxes of a silent coordinator are reaped */
 	uint32_t heartbeat_ms;
-	uint32_t pool_timeout_ms; /* a pool silent this long is down */
-	uint32_t max_queue;       /* opens waiting for capacity, per shard */
-	uint32_t drain_ms;        /* SIGTERM: how long in-flight work may take */
-	char *reserved_cpus;      /* cores kept for the trainer (cpulist); informational here */
+	uint32_t pool_timeout_ms;                  /* a pool silent this long is down */
+	uint32_t max_queue;                        /* opens waiting for capacity, per shard */
+	uint32_t drain_ms;                         /* SIGTERM: how long in-flight work may take */
+	char *reserved_cpus;                       /* cores kept for the trainer (cpulist) */
 	char *curve_public_key, *curve_secret_key; /* this coordinator's CURVE key pair (Z85) */
 	struct rd_gpu_cfg *gpus;
 	unsigned gpus_count;
@@ -41,5 +43,7 @@ struct rd_cfg {
  * known) into err and returns a negative code. */
 int rd_config_load(const char *path, struct rd_cfg **out, char *err, size_t errsz);
 void rd_config_free(struct rd_cfg *c);
+/* Every key with its type, default, range and meaning, as Markdown. */
+void rd_config_reference(FILE *f);
 
 #endif

@@ -1,38 +1,54 @@
-/* rolloutd: the coordinator on a GPU node.
+/* rolloutd: the coordinator on a GPU node (common/daemon.c does the start-up).
  *   rolloutd --config FILE [--log-level LEVEL]
- *   rolloutd --check-config FILE */
-#include <getopt.h>
-#include <signal.h>
+ *   rolloutd --check-config FILE | --config-reference
+ *   rolloutd --plan --config FILE [--topology FILE.xml | --synthetic DESC] [--json] */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <zmq.h>
 
 #include "config.h"
-#include "log.h"
+#include "daemon.h"
 #include "pin.h"
 #include "rollout/error.h"
 #include "shard.h"
 
-static volatile int stop_flag;
+enum { OPT_PLAN = 0x2000, OPT_TOPOLOGY, OPT_SYNTHETIC, OPT_JSON };
 
-static void on_signal(int sig)
+static struct {
+	bool plan, json;
+	const char *xml, *synthetic;
+} opts;
+
+static int extra_opt(int id, const char *arg)
 {
-	(void)sig;
-	stop_flag = 1;
+	switch (id) {
+	case OPT_PLAN:
+		opts.plan = true;
+		return 0;
+	case OPT_TOPOLOGY:
+		opts.xml = arg;
+		return 0;
+	case OPT_SYNTHETIC:
+		opts.synthetic = arg;
+		return 0;
+	case OPT_JSON:
+		opts.json = true;
+		return 0;
+	}
+	return 2;
 }
 
 /* rolloutd --plan: where every shard, ring and pool core would go on this (or a described)
  * machine, without starting anything. */
-static int print_plan(const struct rd_cfg *cfg, const char *xml, const char *synthetic, bool json)
+static int print_plan(const struct rd_cfg *cfg)
 {
 	struct pin_topo tp;
-	int rc = pin_topo_load(&tp, xml, synthetic);
+	int rc = pin_topo_load(&tp, opts.xml, opts.synthetic);
 	if (rc) {
 		fprintf(stderr, "rolloutd: cannot load the topology %s: %s\n",
-			xml         ? xml
-			: synthetic ? synthetic
-				    : "of this machine",
+			opts.xml         ? opts.xml
+			: opts.synthetic ? opts.synthetic
+					 : "of this machine",
 			rollout_strerror(rc));
 		return 1;
 	}
@@ -40,7 +56,7 @@ static int print_plan(const struct rd_cfg *cfg, const char *xml, const char *syn
 	for (unsigned i = 0; i < cfg->gpus_count && i < 64; i++)
 		ids[i] = cfg->gpus[i].pci_bus_id;
 	struct pin_request rq = { .gpu_bus_ids = ids,
-				  .ngpus = cfg->gpus_count,
+				  .ngpus = cfg->gpus_count < 64 ? cfg->gpus_count : 64,
 				  .reserved_cpus = cfg->reserved_cpus };
 	struct pin_plan plan;
 	char err[256];
@@ -50,7 +66,7 @@ static int print_plan(const struct rd_cfg *cfg, const char *xml, const char *syn
 		pin_topo_free(&tp);
 		return 1;
 	}
-	if (json)
+	if (opts.json)
 		pin_plan_print_json(&plan, stdout);
 	else
 		pin_plan_print_table(&plan, &tp, stdout);
@@ -59,121 +75,74 @@ static int print_plan(const struct rd_cfg *cfg, const char *xml, const char *syn
 	return 0;
 }
 
-static void usage(FILE *f)
+static int instead(void *cfg)
 {
-	fprintf(f, "usage: rolloutd --config FILE [--log-level debug|info|warn|error]\n"
-		   "       rolloutd --check-config FILE\n"
-		   "       rolloutd --plan --config FILE [--topology FILE.xml | --synthetic DESC] [--json]\n"
-		   "Takes rollout requests from trainers (librollout) through shared-memory rings and\n"
-		   "pipelines them to rollout-pool daemons. SIGTERM drains in-flight work and exits.\n");
+	if ((opts.xml || opts.synthetic || opts.json) && !opts.plan) {
+		fprintf(stderr, "rolloutd: --topology, --synthetic and --json go with --plan\n");
+		return 2;
+	}
+	if (opts.xml && opts.synthetic) {
+		fprintf(stderr, "rolloutd: --topology and --synthetic exclude each other\n");
+		return 2;
+	}
+	return opts.plan ? print_plan(cfg) : -1;
+}
+
+static int load(const char *path, void **cfg, char *err, size_t errsz)
+{
+	return rd_config_load(path, (struct rd_cfg **)cfg, err, errsz);
+}
+
+static void free_cfg(void *cfg)
+{
+	rd_config_free(cfg);
+}
+
+static void describe(const void *p, FILE *f)
+{
+	const struct rd_cfg *c = p;
+	fprintf(f, "%u pool entr%s, %u shard%s", c->pools_count, c->pools_count == 1 ? "y" : "ies", c->shards,
+		c->shards == 1 ? "" : "s");
+}
+
+static bool wants_curve(const void *p)
+{
+	return ((const struct rd_cfg *)p)->curve_secret_key != NULL;
+}
+
+static int run(void *cfg, atomic_int *stop, char *err, size_t errsz)
+{
+	struct rd *d;
+	int rc = rd_create(&d, cfg, err, errsz);
+	if (rc)
+		return rc;
+	rc = rd_run(d, stop, err, errsz);
+	rd_destroy(d);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = { { "config", required_argument, NULL, 'c' },
-					    { "check-config", required_argument, NULL, 'k' },
-					    { "log-level", required_argument, NULL, 'l' },
-					    { "help", no_argument, NULL, 'h' },
-					    { "version", no_argument, NULL, 'V' },
-					    { "plan", no_argument, NULL, 'P' },
-					    { "topology", required_argument, NULL, 'T' },
-					    { "synthetic", required_argument, NULL, 'S' },
-					    { "json", no_argument, NULL, 'J' },
-					    { 0 } };
-	bool plan = false, json = false;
-	const char *xml = NULL, *synthetic = NULL;
-	const char *config = NULL;
-	bool check = false;
-	int c;
-	rlog_set_prog("rolloutd");
-	while ((c = getopt_long(argc, argv, "c:hV", lo, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'k':
-			config = optarg;
-			check = true;
-			break;
-		case 'l':
-			if (rlog_set_level(optarg)) {
-				fprintf(stderr, "rolloutd: unknown log level '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'P':
-			plan = true;
-			break;
-		case 'T':
-			xml = optarg;
-			break;
-		case 'S':
-			synthetic = optarg;
-			break;
-		case 'J':
-			json = true;
-			break;
-		case 'V':
-			printf("rolloutd 0.1.0\n");
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!config || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	char err[1024];
-	struct rd_cfg *cfg;
-	if (rd_config_load(config, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "rolloutd: %s\n", err);
-		return 1;
-	}
-	if ((xml || synthetic || json) && !plan) {
-		fprintf(stderr, "rolloutd: --topology, --synthetic and --json go with --plan\n");
-		rd_config_free(cfg);
-		return 2;
-	}
-	if (xml && synthetic) {
-		fprintf(stderr, "rolloutd: --topology and --synthetic exclude each other\n");
-		rd_config_free(cfg);
-		return 2;
-	}
-	if (plan) {
-		int prc = print_plan(cfg, xml, synthetic, json);
-		rd_config_free(cfg);
-		return prc;
-	}
-	if (check) {
-		printf("%s: ok (%u pool entr%s, %u shard%s)\n", config, cfg->pools_count,
-		       cfg->pools_count == 1 ? "y" : "ies", cfg->shards, cfg->shards == 1 ? "" : "s");
-		rd_config_free(cfg);
-		return 0;
-	}
-	int major, minor, patch;
-	zmq_version(&major, &minor, &patch);
-	if (major * 10000 + minor * 100 + patch < 40303) {
-		fprintf(stderr, "rolloutd: libzmq %d.%d.%d is too old (need >= 4.3.3)\n", major, minor,
-			patch);
-		return 1;
-	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	struct rd *d;
-	if (rd_create(&d, cfg, err, sizeof(err))) {
-		fprintf(stderr, "rolloutd: %s\n", err);
-		rd_config_free(cfg);
-		return 1;
-	}
-	int rc = rd_run(d, &stop_flag);
-	rd_destroy(d);
-	rd_config_free(cfg);
-	return rc ? 1 : 0;
+	static const struct option extra[] = { { "plan", no_argument, NULL, OPT_PLAN },
+					       { "topology", required_argument, NULL, OPT_TOPOLOGY },
+					       { "synthetic", required_argument, NULL, OPT_SYNTHETIC },
+					       { "json", no_argument, NULL, OPT_JSON },
+					       { 0 } };
+	static const struct daemon_spec spec = {
+		.prog = "rolloutd",
+		.usage =
+		    "       rolloutd --plan --config FILE [--topology FILE.xml | --synthetic DESC] [--json]\n"
+		    "Takes rollout requests from trainers (librollout) through shared-memory rings and\n"
+		    "pipelines them to rollout-pool daemons. SIGTERM drains in-flight work and exits.\n",
+		.load = load,
+		.free_cfg = free_cfg,
+		.describe = describe,
+		.reference = rd_config_reference,
+		.wants_curve = wants_curve,
+		.run = run,
+		.extra = extra,
+		.extra_opt = extra_opt,
+		.instead = instead,
+	};
+	return daemon_main(argc, argv, &spec);
 }

@@ -1,6 +1,6 @@
 /* rolloutd metrics: counters, gauges and latency histograms updated by the shards with
- * relaxed atomics, served as Prometheus text on /metrics (and /healthz) by libmicrohttpd's
- * thread. Labels are bounded: action kind and status from the schema, shard and pool index. */
+ * relaxed atomics and rendered as Prometheus text on the HTTP thread (common/promhttp).
+ * Labels are bounded: action and status from the schema, shard and pool index. */
 #ifndef ROLLOUT_COORDINATOR_METRICS_H
 #define ROLLOUT_COORDINATOR_METRICS_H
 
@@ -10,18 +10,19 @@
 
 struct rd_metrics;
 
+/* addr "HOST:PORT" or NULL (collected, not served). 0, -ENOMEM, -EINVAL or -EADDRINUSE. */
 int rd_metrics_start(struct rd_metrics **m, const char *addr, uint32_t nshards);
 void rd_metrics_stop(struct rd_metrics *m);
+/* The exposition text (caller frees), or NULL. */
 char *rd_metrics_render(struct rd_metrics *m, size_t *len);
 
 void rd_metrics_request(struct rd_metrics *m, int kind);
 void rd_metrics_completion(struct rd_metrics *m, int kind, int status, uint64_t latency_ns);
 void rd_metrics_refused(struct rd_metrics *m);
+void rd_metrics_attach_refused(struct rd_metrics *m);
 void rd_metrics_backlog(struct rd_metrics *m, int delta);
 void rd_metrics_trainers(struct rd_metrics *m, int delta);
-void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32_t credits);
-/* Per tick: a pool link's credits and the free sandboxes it reports (all profiles). */
-void rd_metrics_pool_capacity(struct rd_metrics *m, int shard, long pool, uint32_t credits, uint32_t free);
+void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32_t credits, uint32_t free);
 /* Per tick: bytes waiting in the shard's trainers' submission rings. */
 void rd_metrics_ring(struct rd_metrics *m, int shard, uint64_t pending);
 void rd_metrics_gauges(struct rd_metrics *m, int shard, uint32_t inflight, uint32_t sessions,

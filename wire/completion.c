@@ -69,7 +69,8 @@ bool rw_completion_fits(const void *buf, int kind)
 		return true;
 	switch (kind) {
 	case rw_Action_Open:
-		return rw_Completion_result_as_Opened(k) != NULL && rw_Opened_sandbox(rw_Completion_result_as_Opened(k));
+		return rw_Completion_result_as_Opened(k) != NULL &&
+		       rw_Opened_sandbox(rw_Completion_result_as_Opened(k));
 	case rw_Action_Exec:
 		return rw_Completion_result_as_ExecResult(k) != NULL;
 	case rw_Action_GetFile:

@@ -12,13 +12,13 @@
 #include "rollout_wire.h"
 
 struct rw_completion {
-	uint64_t dispatch_id;   /* 0: left out (records on a trainer ring) */
+	uint64_t dispatch_id; /* 0: left out (records on a trainer ring) */
 	uint64_t request_id;
-	uint16_t status;        /* rw_Status_* */
+	uint16_t status; /* rw_Status_* */
 	bool infra_failed;
-	const char *message;    /* NULL: none */
-	uint8_t result_type;    /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) */
-	uint64_t sandbox;       /* Opened.sandbox */
+	const char *message; /* NULL: none */
+	uint8_t result_type; /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) */
+	uint64_t sandbox;    /* Opened.sandbox */
 };
 
 /* Builds a Message holding the Completion into b; returns its size or -ENOSPC. */

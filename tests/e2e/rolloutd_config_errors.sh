@@ -57,7 +57,7 @@ check curve-half "go together" 'rolloutd:
   curve_public_key: "0000000000000000000000000000000000000000"
   pools: [{endpoint: tcp://127.0.0.1:1}]
 '
-check alias-bomb "Unexpected key: a" 'a: &a ["x","x","x","x","x","x","x","x","x"]
+check alias-bomb "aliases are not accepted" 'a: &a ["x","x","x","x","x","x","x","x","x"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
 c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
 rolloutd:

@@ -1,0 +1,47 @@
+/* A shard's link to one pool: a ZeroMQ DEALER (CURVE when configured) with a routing id
+ * that survives TCP reconnects, hello and heartbeat messages, and the liveness clock. The
+ * router decides what a pool's messages mean; this module only moves them. */
+#ifndef ROLLOUT_COORDINATOR_POOLLINK_H
+#define ROLLOUT_COORDINATOR_POOLLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct poollink {
+	const struct rd_pool_cfg *cfg;
+	char endpoint[256];
+	void *sock;
+	int fd; /* ZMQ_FD of sock, -1 when none */
+	uint64_t last_rx, last_tx;
+	uint32_t generation; /* bumped at every reset: a new routing id is a new peer */
+	uint64_t hb_seq;
+};
+
+/* Who we are to the pools: the routing id is identity/shard/epoch/generation. */
+struct link_self {
+	const struct rd_cfg *cfg;
+	int shard;
+	uint64_t epoch;
+};
+
+/* Expands the configured pools (endpoints, and DNS names into one link per address).
+ * *out is calloc'ed; entries whose name does not resolve are logged and left out. */
+int poollink_resolve(const struct rd_cfg *c, struct poollink **out, int *n);
+
+/* (Re)creates the socket and connects; a fresh socket, so nothing queued for an old
+ * connection is delivered late. Sends the hello. 0 or a negative code. */
+int poollink_connect(struct poollink *p, void *zctx, const struct link_self *self, uint64_t now);
+void poollink_close(struct poollink *p);
+
+/* 0 or -EAGAIN (not connected, or the send queue is full). */
+int poollink_send(struct poollink *p, const void *buf, size_t len, uint64_t now);
+int poollink_hello(struct poollink *p, const struct link_self *self, uint64_t now);
+int poollink_heartbeat(struct poollink *p, uint64_t now);
+
+/* Receives one message into an 8-byte aligned copy (*buf, freed by the caller).
+ * 0, -EAGAIN (nothing more now), -EBADMSG (multi-part or empty: dropped), -ENOMEM. */
+int poollink_recv(struct poollink *p, uint8_t **buf, size_t *len, uint64_t now);
+
+#endif
