@@ -1,0 +1,493 @@
+/* The router with fake pools and trainers: every request gets exactly one completion, and
+ * each way a pool or a trainer can misbehave is refused or completed, never followed. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "completion.h"
+#include "router.h"
+
+#define MAXMSG 256
+
+struct sent {
+	int pool;
+	uint8_t buf[1024] __attribute__((aligned(8)));
+	size_t len;
+};
+
+struct got {
+	struct rt_client *c;
+	struct rw_completion k;
+	char message[200];
+};
+
+static struct fake {
+	struct sent sent[MAXMSG];
+	int nsent;
+	struct got got[MAXMSG];
+	int ngot;
+	int send_rc[4]; /* what pool_send returns, per pool */
+	int resets[4];
+	int refused;
+	bool stopping;
+} F;
+
+static int f_send(void *ctx, int pool, const void *msg, size_t len)
+{
+	(void)ctx;
+	if (F.send_rc[pool])
+		return F.send_rc[pool];
+	assert_true(F.nsent < MAXMSG && len <= sizeof(F.sent[0].buf));
+	F.sent[F.nsent].pool = pool;
+	memcpy(F.sent[F.nsent].buf, msg, len);
+	F.sent[F.nsent].len = len;
+	F.nsent++;
+	return 0;
+}
+
+static void f_reset(void *ctx, int pool)
+{
+	(void)ctx;
+	F.resets[pool]++;
+}
+
+static void f_complete(void *ctx, struct rt_client *c, const void *msg, size_t len)
+{
+	(void)ctx;
+	assert_true(F.ngot < MAXMSG);
+	uint8_t copy[4096] __attribute__((aligned(8)));
+	assert_true(len <= sizeof(copy));
+	memcpy(copy, msg, len);
+	assert_int_equal(rw_Message_verify(copy, len), 0);
+	struct got *g = &F.got[F.ngot++];
+	g->c = c;
+	assert_int_equal(rw_completion_read(copy, &g->k), 0);
+	snprintf(g->message, sizeof(g->message), "%s", g->k.message ? g->k.message : "");
+	g->k.message = g->message;
+}
+
+static void f_request(void *ctx, int kind)
+{
+	(void)ctx;
+	(void)kind;
+}
+static void f_completion(void *ctx, int kind, int status, uint64_t ns)
+{
+	(void)ctx;
+	(void)kind;
+	(void)status;
+	(void)ns;
+}
+static void f_refused(void *ctx, const char *why)
+{
+	(void)ctx;
+	(void)why;
+	F.refused++;
+}
+static bool f_stopping(void *ctx)
+{
+	(void)ctx;
+	return F.stopping;
+}
+
+static const struct router_ops ops = { f_send, f_reset, f_complete, f_request, f_completion, f_refused };
+
+static struct router *R;
+static struct rt_client A = { .name = "a" }, B = { .name = "b" };
+static uint8_t msgbuf[4096] __attribute__((aligned(8)));
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	memset(&A, 0, sizeof(A));
+	memset(&B, 0, sizeof(B));
+	struct router_cfg cfg = { .shard = 1, .npools = 2, .max_queue = 4, .stopping = f_stopping };
+	return router_create(&R, &cfg, &ops, NULL);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	router_destroy(R);
+	return 0;
+}
+
+/* ---- messages ---- */
+
+enum { NO_PLACEHOLDER = 1, NEW_SCHEMA = 2 };
+
+static size_t request(int kind, uint64_t rid, uint64_t sandbox, uint64_t deadline, int flags)
+{
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	fb_ref_t act = 0;
+	if (kind == rw_Action_Open) {
+		fb_ref_t prof = fb_create_string(&b, "default");
+		rw_Open_start(&b);
+		rw_Open_add_profile(&b, prof);
+		act = rw_Open_end(&b);
+	} else if (kind == rw_Action_Exec) {
+		fb_ref_t sh = fb_create_string(&b, "true");
+		rw_Exec_start(&b);
+		rw_Exec_add_sandbox(&b, sandbox);
+		rw_Exec_add_shell(&b, sh);
+		act = rw_Exec_end(&b);
+	} else if (kind == rw_Action_Close) {
+		rw_Close_start(&b);
+		rw_Close_add_sandbox(&b, sandbox);
+		act = rw_Close_end(&b);
+	}
+	rw_Request_start(&b);
+	rw_Request_add_request_id(&b, rid);
+	rw_Request_add_deadline_ns(&b, deadline);
+	rw_Request_add_action(&b, (uint8_t)kind, act);
+	fb_ref_t q = rw_Request_end(&b);
+	rw_Message_start(&b);
+	if (flags & NEW_SCHEMA)
+		rw_Message_add_schema_version(&b, rw_SchemaVersion_Current + 1);
+	if (!(flags & NO_PLACEHOLDER))
+		rw_Message_add_dispatch_id(&b, UINT64_MAX);
+	rw_Message_add_body(&b, rw_Body_Request, q);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+static void hello(int pool, uint64_t boot, uint32_t credits, uint32_t free)
+{
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	fb_ref_t name = fb_create_string(&b, "default");
+	rw_ProfileCapacity_start(&b);
+	rw_ProfileCapacity_add_profile(&b, name);
+	rw_ProfileCapacity_add_total(&b, 100);
+	rw_ProfileCapacity_add_free(&b, free);
+	fb_ref_t pc = rw_ProfileCapacity_end(&b);
+	fb_ref_t vec = fb_create_vec_ref(&b, &pc, 1);
+	fb_ref_t ident = fb_create_string(&b, "pool\nts=forged level=error");
+	rw_PoolHello_start(&b);
+	rw_PoolHello_add_identity(&b, ident);
+	rw_PoolHello_add_boot_id(&b, boot);
+	rw_PoolHello_add_capacity(&b, vec);
+	rw_PoolHello_add_max_inflight(&b, credits);
+	fb_ref_t h = rw_PoolHello_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_body(&b, rw_Body_PoolHello, h);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	router_pool_message(R, pool, msgbuf, (size_t)n, 1);
+}
+
+static void heartbeat(int pool, uint64_t boot)
+{
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	rw_Heartbeat_start(&b);
+	rw_Heartbeat_add_seq(&b, 1);
+	rw_Heartbeat_add_boot_id(&b, boot);
+	fb_ref_t h = rw_Heartbeat_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_body(&b, rw_Body_Heartbeat, h);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	router_pool_message(R, pool, msgbuf, (size_t)n, 1);
+}
+
+/* The pool's answer to the dispatch it received as sent[i]. */
+static void answer(int from_pool, int i, int status, uint8_t result, uint64_t sandbox)
+{
+	const rw_Message_t *m = rw_Message_root(F.sent[i].buf);
+	const rw_Request_t *q = rw_Message_body_as_Request(m);
+	struct rw_completion k = { .dispatch_id = rw_Message_dispatch_id(m),
+				   .request_id = rw_Request_request_id(q),
+				   .status = (uint16_t)status,
+				   .result_type = result,
+				   .sandbox = sandbox };
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	ssize_t n = rw_completion_build(&b, &k);
+	assert_true(n > 0);
+	router_pool_message(R, from_pool, msgbuf, (size_t)n, 2);
+}
+
+static enum router_verdict submit(struct rt_client *c, size_t len, uint64_t now)
+{
+	return router_submit(R, c, msgbuf, len, now);
+}
+
+/* Opens a sandbox for c on pool 0 and returns its id. */
+static uint64_t open_on_pool0(struct rt_client *c, uint64_t rid, uint64_t sandbox)
+{
+	int before = F.ngot;
+	assert_int_equal(submit(c, request(rw_Action_Open, rid, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 0);
+	answer(0, F.nsent - 1, rw_Status_OK, rw_Result_Opened, sandbox);
+	assert_int_equal(F.ngot, before + 1);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_OK);
+	return sandbox;
+}
+
+/* ---- tests ---- */
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0xabc);
+	assert_int_equal(A.sessions, 1);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer(0, F.nsent - 1, rw_Status_OK, rw_Result_ExecResult, 0);
+	assert_int_equal(submit(&A, request(rw_Action_Close, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer(0, F.nsent - 1, rw_Status_OK, rw_Result_Closed, 0);
+	assert_int_equal(F.ngot, 3);
+	assert_int_equal(A.sessions, 0);
+	assert_int_equal(A.inflight, 0);
+	assert_int_equal(router_pool(R, 0)->credits, 16);
+	assert_int_equal(F.refused, 0);
+}
+
+/* Issue 10 #3: an OK open without its Opened result is refused, and the open completes
+ * once, as INTERNAL with infra_failed (it used to crash on a NULL pointer). */
+static void test_ok_open_without_sandbox(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 5, 0, 0, 0), 1), ROUTER_TAKEN);
+	answer(0, 0, rw_Status_OK, 0, 0);
+	assert_int_equal(F.ngot, 1);
+	assert_int_equal(F.got[0].k.request_id, 5);
+	assert_int_equal(F.got[0].k.status, rw_Status_INTERNAL);
+	assert_true(F.got[0].k.infra_failed);
+	assert_int_equal(F.refused, 1);
+	assert_int_equal(A.sessions, 0);
+	assert_int_equal(A.inflight, 0);
+}
+
+/* Issue 10 #4: an answer from a pool the dispatch was not sent to is refused. */
+static void test_answer_from_other_pool(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	hello(1, 8, 16, 1);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 9, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[0].pool, 0);
+	answer(1, 0, rw_Status_OK, rw_Result_Opened, 0x55);
+	assert_int_equal(F.ngot, 0);
+	assert_int_equal(F.refused, 1);
+	answer(0, 0, rw_Status_OK, rw_Result_Opened, 0x66);
+	assert_int_equal(F.ngot, 1);
+	assert_int_equal(F.got[0].k.sandbox, 0x66);
+	answer(0, 0, rw_Status_OK, rw_Result_Opened, 0x66); /* a duplicate */
+	assert_int_equal(F.ngot, 1);
+	assert_int_equal(F.refused, 2);
+}
+
+/* Issue 10 #5: a close that has to wait keeps its session, so the retry is dispatched
+ * (it used to answer NOT_FOUND and leak the sandbox). */
+static void test_close_retried(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x77);
+	F.send_rc[0] = -EAGAIN;
+	size_t len = request(rw_Action_Close, 2, sb, 0, 0);
+	assert_int_equal(submit(&A, len, 1), ROUTER_WAIT);
+	F.send_rc[0] = 0;
+	int sent = F.nsent;
+	assert_int_equal(submit(&A, request(rw_Action_Close, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.nsent, sent + 1);
+	assert_int_equal(F.ngot, 1); /* no NOT_FOUND */
+	assert_int_equal(A.sessions, 1);
+	/* A step after the close is refused while the close is in flight. */
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[1].k.status, rw_Status_NOT_FOUND);
+	answer(0, F.nsent - 1, rw_Status_OK, rw_Result_Closed, 0);
+	assert_int_equal(A.sessions, 0);
+	assert_int_equal(F.got[2].k.request_id, 2);
+}
+
+/* Issue 10 #6: records that cannot be dispatched still complete, once. */
+static void test_bad_records_complete(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint8_t junk[64] __attribute__((aligned(8)));
+	memset(junk, 0xa5, sizeof(junk));
+	assert_int_equal(router_submit(R, &A, junk, sizeof(junk), 1), ROUTER_TAKEN);
+	assert_int_equal(F.ngot, 1);
+	assert_int_equal(F.got[0].k.status, rw_Status_BAD_REQUEST);
+	assert_int_equal(F.got[0].k.request_id, 0);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 41, 5, 0, NEW_SCHEMA), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[1].k.request_id, 41);
+	assert_int_equal(F.got[1].k.status, rw_Status_BAD_REQUEST);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 42, 5, 0, NO_PLACEHOLDER), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[2].k.request_id, 42);
+	assert_int_equal(F.got[2].k.status, rw_Status_BAD_REQUEST);
+	/* A Completion written into the submission ring is not a request. */
+	struct rw_completion k = { .request_id = 43 };
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	ssize_t n = rw_completion_build(&b, &k);
+	assert_int_equal(submit(&A, (size_t)n, 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[3].k.status, rw_Status_BAD_REQUEST);
+	assert_int_equal(F.ngot, 4);
+	assert_int_equal(F.nsent, 0);
+	assert_true(F.refused >= 2);
+}
+
+/* Issue 10 #6: a failed send leaves no dispatch behind and takes no credit. */
+static void test_send_failure_leaves_nothing(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	F.send_rc[0] = -EAGAIN;
+	assert_int_equal(submit(&A, request(rw_Action_Open, 1, 0, 0, 0), 1), ROUTER_WAIT);
+	struct router_stats st;
+	router_stats(R, &st);
+	assert_int_equal(st.dispatches, 0);
+	assert_int_equal(router_pool(R, 0)->credits, 16);
+	assert_int_equal(A.inflight, 0);
+	assert_int_equal(F.ngot, 0);
+}
+
+/* Issue 10 #16: a pool restarted within pool_timeout_ms is noticed by the boot id in its
+ * heartbeat; what was in flight completes SANDBOX_LOST once and its credits come back. */
+static void test_restart_between_heartbeats(void **state)
+{
+	(void)state;
+	hello(0, 7, 4, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x99);
+	for (uint64_t i = 0; i < 3; i++)
+		assert_int_equal(submit(&A, request(rw_Action_Exec, 10 + i, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(router_pool(R, 0)->credits, 1);
+	heartbeat(0, 7);
+	assert_int_equal(F.ngot, 1);
+	heartbeat(0, 8);
+	assert_int_equal(F.ngot, 4);
+	for (int i = 1; i < 4; i++) {
+		assert_int_equal(F.got[i].k.status, rw_Status_SANDBOX_LOST);
+		assert_true(F.got[i].k.infra_failed);
+	}
+	assert_int_equal(F.resets[0], 1);
+	assert_false(router_pool(R, 0)->up);
+	assert_int_equal(A.sessions, 0);
+	assert_int_equal(A.inflight, 0);
+	hello(0, 8, 4, 10);
+	assert_int_equal(router_pool(R, 0)->credits, 4);
+	/* Late answers of the old pool's dispatches are refused. */
+	answer(0, F.nsent - 1, rw_Status_OK, rw_Result_ExecResult, 0);
+	assert_int_equal(F.ngot, 4);
+}
+
+/* A deadline completes TIMEOUT once; the credit stays taken until the pool answers, and
+ * a sandbox that an expired open still got is closed again. */
+static void test_deadline(void **state)
+{
+	(void)state;
+	hello(0, 7, 4, 10);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 1, 0, 100, 0), 50), ROUTER_TAKEN);
+	router_tick(R, 99);
+	assert_int_equal(F.ngot, 0);
+	router_tick(R, 101);
+	assert_int_equal(F.ngot, 1);
+	assert_int_equal(F.got[0].k.status, rw_Status_TIMEOUT);
+	assert_int_equal(A.inflight, 0);
+	assert_int_equal(F.nsent, 2); /* the open and its Cancel */
+	assert_int_equal(router_pool(R, 0)->credits, 3);
+	answer(0, 0, rw_Status_OK, rw_Result_Opened, 0x31);
+	assert_int_equal(F.ngot, 1); /* nothing more for the trainer */
+	router_tick(R, 102);
+	assert_int_equal(F.nsent, 3);
+	const rw_Request_t *q = rw_Message_body_as_Request(rw_Message_root(F.sent[2].buf));
+	assert_int_equal(rw_Request_action_type(q), rw_Action_Close);
+	assert_int_equal(rw_Close_sandbox(rw_Request_action_as_Close(q)), 0x31);
+	assert_int_equal(A.sessions, 0);
+}
+
+/* A trainer that leaves: its sandboxes are closed at their pools, answers go nowhere. */
+static void test_client_gone(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x41);
+	open_on_pool0(&B, 1, 0x42);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	int exec_i = F.nsent - 1;
+	router_client_gone(R, &A);
+	const rw_Request_t *q = rw_Message_body_as_Request(rw_Message_root(F.sent[F.nsent - 1].buf));
+	assert_int_equal(rw_Request_action_type(q), rw_Action_Close);
+	assert_int_equal(rw_Close_sandbox(rw_Request_action_as_Close(q)), 0x41);
+	int got = F.ngot;
+	answer(0, exec_i, rw_Status_OK, rw_Result_ExecResult, 0);
+	assert_int_equal(F.ngot, got);
+	struct router_stats st;
+	router_stats(R, &st);
+	assert_int_equal(st.sessions, 1); /* B's */
+}
+
+/* Opens wait for capacity in order, bounded; a stopping router completes them. */
+static void test_open_queue(void **state)
+{
+	(void)state;
+	hello(0, 7, 1, 10);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 1, 0, 0, 0), 1), ROUTER_TAKEN);
+	for (uint64_t i = 2; i < 6; i++)
+		assert_int_equal(submit(&A, request(rw_Action_Open, i, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 6, 0, 0, 0), 1), ROUTER_WAIT); /* max_queue 4 */
+	assert_int_equal(F.nsent, 1);
+	answer(0, 0, rw_Status_OK, rw_Result_Opened, 0x10);
+	router_serve_waiting(R, 2);
+	assert_int_equal(F.nsent, 2);
+	F.stopping = true;
+	router_tick(R, 3);
+	assert_int_equal(F.ngot, 4); /* the open answered, three SHUTTING_DOWN */
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(F.got[i].k.status, rw_Status_SHUTTING_DOWN);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 7, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[4].k.status, rw_Status_SHUTTING_DOWN);
+}
+
+/* Pool down: every dispatch completes SANDBOX_LOST exactly once. */
+static void test_pool_down(void **state)
+{
+	(void)state;
+	hello(0, 7, 64, 10);
+	hello(1, 8, 64, 5);
+	uint64_t sb = open_on_pool0(&A, 1, 0x20);
+	for (uint64_t i = 0; i < 20; i++)
+		assert_int_equal(submit(&A, request(rw_Action_Exec, 100 + i, sb, 0, 0), 1), ROUTER_TAKEN);
+	router_pool_down(R, 0, "test");
+	router_pool_down(R, 0, "test again");
+	assert_int_equal(F.ngot, 21);
+	for (int i = 1; i < 21; i++)
+		assert_int_equal(F.got[i].k.status, rw_Status_SANDBOX_LOST);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 200, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[21].k.status, rw_Status_NOT_FOUND);
+	/* New opens go to the pool that is up. */
+	assert_int_equal(submit(&A, request(rw_Action_Open, 300, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ok_open_without_sandbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_from_other_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_records_complete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_failure_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_between_heartbeats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_down, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
