@@ -3,6 +3,11 @@
 # tool), every test has a TIMEOUT, and labels split fast unit tests from integration ones
 # ("unit" is what the sanitizer pass in .ci/run runs).
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+# Under TSan, reports from inside uninstrumented libzmq are suppressed (tests/tsan.supp).
+set(ROLLOUT_TEST_ENV "ROLLOUT_SOURCE_DIR=${PROJECT_SOURCE_DIR};ROLLOUT_BINARY_DIR=${PROJECT_BINARY_DIR}")
+if(ROLLOUT_SANITIZE STREQUAL "thread")
+  list(APPEND ROLLOUT_TEST_ENV "TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp second_deadlock_stack=1")
+endif()
 
 function(rollout_add_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS;ARGS" ${ARGN})
@@ -16,7 +21,7 @@ function(rollout_add_test name)
   target_link_libraries(${name} PRIVATE rollout_flags PkgConfig::CMOCKA ${T_LIBS})
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} SKIP_RETURN_CODE 77 LABELS "${T_LABELS}"
-    ENVIRONMENT "ROLLOUT_SOURCE_DIR=${PROJECT_SOURCE_DIR};ROLLOUT_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    ENVIRONMENT "${ROLLOUT_TEST_ENV}")
 endfunction()
 
 # rollout_add_script_test(NAME COMMAND cmd... [TIMEOUT s] [LABELS l...])
@@ -31,5 +36,5 @@ function(rollout_add_script_test name)
   endif()
   add_test(NAME ${name} COMMAND ${T_COMMAND})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} SKIP_RETURN_CODE 77 LABELS "${T_LABELS}"
-    ENVIRONMENT "ROLLOUT_SOURCE_DIR=${PROJECT_SOURCE_DIR};ROLLOUT_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    ENVIRONMENT "${ROLLOUT_TEST_ENV}")
 endfunction()

@@ -40,6 +40,10 @@ const cyaml_config_t cfg_cyaml_config = {
 	.flags = CYAML_CFG_NO_ALIAS,
 };
 
+const cyaml_schema_value_t cfg_u32_schema = {
+	CYAML_VALUE_UINT(CYAML_FLAG_DEFAULT, uint32_t),
+};
+
 const cyaml_schema_value_t cfg_string_schema = {
 	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, 4096),
 };

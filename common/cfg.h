@@ -66,5 +66,6 @@ void cfg_reference(FILE *f, const char *section, const struct cfg_key *keys, siz
 
 extern const cyaml_config_t cfg_cyaml_config;
 extern const cyaml_schema_value_t cfg_string_schema; /* an element of a list of strings */
+extern const cyaml_schema_value_t cfg_u32_schema;    /* an element of a list of integers */
 
 #endif

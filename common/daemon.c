@@ -19,19 +19,24 @@ static void on_signal(int sig)
 	atomic_store(&stop_flag, 1);
 }
 
-int daemon_check_zmq(bool want_curve, char *err, size_t errsz)
+int daemon_zmq_ok(int major, int minor, int patch, bool has_curve, bool want_curve, char *err, size_t errsz)
 {
-	int major, minor, patch;
-	zmq_version(&major, &minor, &patch);
 	if (major * 10000 + minor * 100 + patch < 40303) {
 		snprintf(err, errsz, "libzmq %d.%d.%d is too old (need >= 4.3.3)", major, minor, patch);
 		return -ENOTSUP;
 	}
-	if (want_curve && !zmq_has("curve")) {
+	if (want_curve && !has_curve) {
 		snprintf(err, errsz, "CURVE keys are configured but this libzmq has no CURVE support");
 		return -ENOTSUP;
 	}
 	return 0;
+}
+
+int daemon_check_zmq(bool want_curve, char *err, size_t errsz)
+{
+	int major, minor, patch;
+	zmq_version(&major, &minor, &patch);
+	return daemon_zmq_ok(major, minor, patch, zmq_has("curve"), want_curve, err, errsz);
 }
 
 static void usage(const struct daemon_spec *s, FILE *f)

@@ -36,7 +36,11 @@ struct daemon_spec {
 /* The whole main() of a daemon. */
 int daemon_main(int argc, char **argv, const struct daemon_spec *spec);
 
-/* libzmq >= 4.3.3, and CURVE support when wanted: 0 or -ENOTSUP with err. */
+/* libzmq >= 4.3.3, and CURVE support when wanted: 0 or -ENOTSUP with err. Checked at
+ * every start, after the config (which says whether CURVE is wanted) loaded. */
 int daemon_check_zmq(bool want_curve, char *err, size_t errsz);
+/* The same decision for a given version and capability (what daemon_check_zmq asks of the
+ * loaded libzmq). */
+int daemon_zmq_ok(int major, int minor, int patch, bool has_curve, bool want_curve, char *err, size_t errsz);
 
 #endif

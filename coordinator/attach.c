@@ -63,6 +63,21 @@ static void serve(struct attach *a, int fd, const struct rollout_attach_req *req
 		close(fd);
 		return;
 	}
+	if (a->cfg->trainer_uids_count) {
+		bool ok = false;
+		for (unsigned i = 0; i < a->cfg->trainer_uids_count && !ok; i++)
+			ok = a->cfg->trainer_uids[i] == uid;
+		if (!ok) {
+			char why[64];
+			snprintf(why, sizeof(why), "uid %u may not attach (trainer_uids)", uid);
+			RLOG(RLOG_WARN, "attach refused", "pid=%d uid=%u reason=\"not in trainer_uids\"", pid,
+			     uid);
+			a->ops.refused(a->ops.arg);
+			reply(fd, -EPERM, why);
+			close(fd);
+			return;
+		}
+	}
 	struct trainer *t = calloc(1, sizeof(*t));
 	if (!t) {
 		reply(fd, -ENOMEM, "out of memory");

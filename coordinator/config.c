@@ -49,6 +49,8 @@ static const cyaml_schema_value_t gpu_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_
 	X(S, STR, reserved_cpus, NULL, 1, 256, NULL, "cores kept for the trainer and its loaders (cpulist)") \
 	X(S, STR, curve_public_key, NULL, 40, 40, NULL, "this coordinator's CURVE public key (Z85)")         \
 	X(S, STR, curve_secret_key, NULL, 40, 40, NULL, "this coordinator's CURVE secret key (Z85)")         \
+	X(S, SEQ, trainer_uids, NULL, 0, 1024, &cfg_u32_schema,                                              \
+	  "uids allowed to attach (checked with SO_PEERCRED); absent: any uid that can open the socket")     \
 	X(S, SEQ, gpus, NULL, 0, 64, &gpu_schema, "GPUs of this node (pci_bus_id each): one shard per GPU")  \
 	X(S, SEQ, pools, NULL, 1, 1024, &pool_schema,                                                        \
 	  "pools to use (endpoint or dns each, server_key with CURVE)")

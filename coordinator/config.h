@@ -32,6 +32,8 @@ struct rd_cfg {
 	uint32_t drain_ms;                         /* SIGTERM: how long in-flight work may take */
 	char *reserved_cpus;                       /* cores kept for the trainer (cpulist) */
 	char *curve_public_key, *curve_secret_key; /* this coordinator's CURVE key pair (Z85) */
+	uint32_t *trainer_uids; /* uids allowed to attach (SO_PEERCRED); none listed: any */
+	unsigned trainer_uids_count;
 	struct rd_gpu_cfg *gpus;
 	unsigned gpus_count;
 	struct rd_pool_cfg *pools;

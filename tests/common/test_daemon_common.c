@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cfg.h"
+#include "daemon.h"
 #include "log.h"
 #include "loop.h"
 #include "prom.h"
@@ -256,12 +257,28 @@ static void test_config(void **state)
 	free(ref);
 }
 
+/* RELIABILITY 29: libzmq >= 4.3.3, and CURVE support whenever CURVE is configured. */
+static void test_zmq_checks(void **state)
+{
+	(void)state;
+	char err[128];
+	assert_int_equal(daemon_zmq_ok(4, 3, 2, true, false, err, sizeof(err)), -ENOTSUP);
+	assert_non_null(strstr(err, "4.3.2 is too old"));
+	assert_int_equal(daemon_zmq_ok(4, 2, 9, true, false, err, sizeof(err)), -ENOTSUP);
+	assert_int_equal(daemon_zmq_ok(4, 3, 3, false, false, err, sizeof(err)), 0);
+	assert_int_equal(daemon_zmq_ok(4, 3, 4, false, true, err, sizeof(err)), -ENOTSUP);
+	assert_non_null(strstr(err, "no CURVE support"));
+	assert_int_equal(daemon_zmq_ok(5, 0, 0, true, true, err, sizeof(err)), 0);
+	/* The libzmq this was built against passes, with CURVE. */
+	assert_int_equal(daemon_check_zmq(true, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_escape), cmocka_unit_test(test_loop),
 		cmocka_unit_test(test_histogram),  cmocka_unit_test(test_endpoint),
-		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config),     cmocka_unit_test(test_zmq_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

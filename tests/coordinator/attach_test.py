@@ -131,6 +131,22 @@ def main():
                 first.wait()
         check(first.returncode == 0, "SIGTERM: rolloutd exits 0 (got %s)" % first.returncode)
         check(not os.path.exists(sock), "its socket file is removed at exit")
+
+        # RELIABILITY 26: a trainer whose uid (SO_PEERCRED) is not allowed is refused.
+        for uids, allowed in (("[%d]" % (os.getuid() + 4242), False), ("[%d]" % os.getuid(), True)):
+            cfgu = os.path.join(d, "rdu.yaml")
+            with open(cfgu, "w") as f:
+                f.write("rolloutd:\n  socket: %s\n  trainer_uids: %s\n  drain_ms: 100\n"
+                        "  pools: [{endpoint: tcp://127.0.0.1:1}]\n" % (sock, uids))
+            rd = subprocess.Popen([RD, "--config", cfgu, "--log-level", "error"])
+            try:
+                wait_socket(sock, rd)
+                status, _ = attach(sock)
+                check((status == 0) == allowed, "trainer_uids %s: attach as uid %d %s (status %d)"
+                      % (uids, os.getuid(), "allowed" if allowed else "refused", status))
+            finally:
+                rd.terminate()
+                rd.wait(15)
     print("%d passed, %d failed" % (len(passes), len(failures)))
     return 1 if failures else 0
 
