@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "pin.h"
 
 /* X(S, TYPE, name, default, lo, hi, extra, doc) -- see common/cfg.h */
 #define RD_POOL_KEYS(X, S)                                                                         \
@@ -157,4 +158,12 @@ void rd_config_reference(FILE *f)
 	cfg_reference(f, "rolloutd.pools[]", pool_keys, NKEYS(pool_keys));
 	fprintf(f, "\n### rolloutd.gpus[]\n\n");
 	cfg_reference(f, "rolloutd.gpus[]", gpu_keys, NKEYS(gpu_keys));
+}
+
+void rd_config_pin_request(const struct rd_cfg *c, const char **ids, struct pin_request *rq)
+{
+	unsigned n = c->gpus_count < 64 ? c->gpus_count : 64;
+	for (unsigned i = 0; i < n; i++)
+		ids[i] = c->gpus[i].pci_bus_id;
+	*rq = (struct pin_request){ .gpu_bus_ids = ids, .ngpus = n, .reserved_cpus = c->reserved_cpus };
 }

@@ -45,6 +45,9 @@ struct rd_cfg {
  * known) into err and returns a negative code. */
 int rd_config_load(const char *path, struct rd_cfg **out, char *err, size_t errsz);
 void rd_config_free(struct rd_cfg *c);
+struct pin_request;
+/* Fills rq from the config: GPU bus ids (ids has room for 64) and reserved cores. */
+void rd_config_pin_request(const struct rd_cfg *c, const char **ids, struct pin_request *rq);
 /* Every key with its type, default, range and meaning, as Markdown. */
 void rd_config_reference(FILE *f);
 

@@ -53,11 +53,8 @@ static int print_plan(const struct rd_cfg *cfg)
 		return 1;
 	}
 	const char *ids[64];
-	for (unsigned i = 0; i < cfg->gpus_count && i < 64; i++)
-		ids[i] = cfg->gpus[i].pci_bus_id;
-	struct pin_request rq = { .gpu_bus_ids = ids,
-				  .ngpus = cfg->gpus_count < 64 ? cfg->gpus_count : 64,
-				  .reserved_cpus = cfg->reserved_cpus };
+	struct pin_request rq;
+	rd_config_pin_request(cfg, ids, &rq);
 	struct pin_plan plan;
 	char err[256];
 	rc = pin_plan_make(&tp, &rq, &plan, err, sizeof(err));

@@ -57,11 +57,8 @@ static int place(struct rd *d, char *err, size_t errsz)
 		return 0; /* no topology: nothing pinned, a sensible default */
 	d->have_topo = true;
 	const char *ids[64];
-	for (unsigned i = 0; i < cfg->gpus_count && i < 64; i++)
-		ids[i] = cfg->gpus[i].pci_bus_id;
-	struct pin_request rq = { .gpu_bus_ids = ids,
-				  .ngpus = cfg->gpus_count < 64 ? cfg->gpus_count : 64,
-				  .reserved_cpus = cfg->reserved_cpus };
+	struct pin_request rq;
+	rd_config_pin_request(cfg, ids, &rq);
 	char perr[256];
 	int rc = pin_plan_make(&d->topo, &rq, &plan, perr, sizeof(perr));
 	if (rc) {

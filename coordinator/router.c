@@ -11,314 +11,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "rollout_wire.h"
+#include "router_int.h"
 #include "util.h"
-
-#define NB       16384 /* hash buckets (power of two) */
-#define BUILD_SZ 4096  /* local completions, closes and cancels are small */
-
-struct dlink {
-	struct dlink *prev, *next;
-};
-
-struct dispatch {
-	struct dlink all;
-	struct dispatch *hnext;
-	uint64_t id;
-	struct rt_client *c; /* NULL: nobody waits any more */
-	uint64_t request_id;
-	int kind;
-	int pool;
-	uint64_t deadline, submitted;
-	uint64_t sandbox; /* the session a Close ends */
-};
-
-struct session {
-	struct dlink all;
-	struct session *hnext;
-	uint64_t sandbox;
-	int pool;
-	struct rt_client *c;
-	bool closing; /* its Close is in flight: later steps get NOT_FOUND */
-};
-
-struct waiting {
-	struct waiting *next;
-	struct rt_client *c;
-	uint64_t request_id, deadline, submitted;
-	char profile[64];
-	size_t len;
-	uint8_t msg[];
-};
-
-struct orphan { /* a sandbox nobody owns: closed when its pool can take the Close */
-	struct orphan *next;
-	uint64_t sandbox;
-	int pool;
-};
-
-struct router {
-	struct router_cfg cfg;
-	const struct router_ops *ops;
-	void *ctx;
-	struct rt_pool *pools;
-	struct dispatch *disp[NB];
-	struct session *sess[NB];
-	struct dlink disp_all, sess_all;
-	struct waiting *whead, *wtail;
-	struct orphan *orphans;
-	uint32_t ndisp, nsess, nwait;
-	uint64_t next_dispatch;
-	uint8_t build[BUILD_SZ] __attribute__((aligned(8)));
-};
-
-#define CONTAINER(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
-
-static void dl_init(struct dlink *h)
-{
-	h->prev = h->next = h;
-}
-static void dl_add(struct dlink *h, struct dlink *e)
-{
-	e->next = h->next;
-	e->prev = h;
-	h->next->prev = e;
-	h->next = e;
-}
-static void dl_del(struct dlink *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-}
-
-static size_t bucket(uint64_t v)
-{
-	return (size_t)(rollout__mix64(v) & (NB - 1));
-}
-
-int router_create(struct router **out, const struct router_cfg *cfg, const struct router_ops *ops, void *ctx)
-{
-	struct router *r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->pools = calloc((size_t)(cfg->npools > 0 ? cfg->npools : 1), sizeof(*r->pools));
-	if (!r->pools) {
-		free(r);
-		return -ENOMEM;
-	}
-	r->cfg = *cfg;
-	r->ops = ops;
-	r->ctx = ctx;
-	dl_init(&r->disp_all);
-	dl_init(&r->sess_all);
-	*out = r;
-	return 0;
-}
-
-void router_destroy(struct router *r)
-{
-	if (!r)
-		return;
-	while (r->disp_all.next != &r->disp_all) {
-		struct dispatch *d = CONTAINER(r->disp_all.next, struct dispatch, all);
-		dl_del(&d->all);
-		free(d);
-	}
-	while (r->sess_all.next != &r->sess_all) {
-		struct session *x = CONTAINER(r->sess_all.next, struct session, all);
-		dl_del(&x->all);
-		free(x);
-	}
-	for (struct waiting *w = r->whead, *n; w; w = n) {
-		n = w->next;
-		free(w);
-	}
-	for (struct orphan *o = r->orphans, *n; o; o = n) {
-		n = o->next;
-		free(o);
-	}
-	free(r->pools);
-	free(r);
-}
-
-struct rt_pool *router_pool(struct router *r, int i)
-{
-	return i >= 0 && i < r->cfg.npools ? &r->pools[i] : NULL;
-}
-
-void router_stats(const struct router *r, struct router_stats *s)
-{
-	s->dispatches = r->ndisp;
-	s->sessions = r->nsess;
-	s->waiting = r->nwait;
-}
-
-/* ---- completions rolloutd makes itself ---- */
-
-static void complete_local(struct router *r, struct rt_client *c, uint64_t rid, int kind, int status,
-			   bool infra, const char *msg, uint64_t submitted, uint64_t now)
-{
-	r->ops->on_completion(r->ctx, kind, status, submitted && now > submitted ? now - submitted : 0);
-	if (!c || c->gone)
-		return;
-	struct fb_builder b;
-	fb_builder_init(&b, r->build, sizeof(r->build));
-	struct rw_completion k = {
-		.request_id = rid, .status = (uint16_t)status, .infra_failed = infra, .message = msg
-	};
-	ssize_t n = rw_completion_build(&b, &k);
-	if (n > 0)
-		r->ops->complete(r->ctx, c, r->build, (size_t)n);
-}
-
-/* ---- tables ---- */
-
-static struct dispatch *disp_find(struct router *r, uint64_t id)
-{
-	for (struct dispatch *d = r->disp[bucket(id)]; d; d = d->hnext)
-		if (d->id == id)
-			return d;
-	return NULL;
-}
-
-static void disp_unlink(struct router *r, struct dispatch *d)
-{
-	struct dispatch **pp = &r->disp[bucket(d->id)];
-	while (*pp != d)
-		pp = &(*pp)->hnext;
-	*pp = d->hnext;
-	dl_del(&d->all);
-	r->ndisp--;
-	r->pools[d->pool].inflight--;
-	r->pools[d->pool].credits++;
-}
-
-static struct session *sess_find(struct router *r, uint64_t sandbox)
-{
-	for (struct session *x = r->sess[bucket(sandbox)]; x; x = x->hnext)
-		if (x->sandbox == sandbox)
-			return x;
-	return NULL;
-}
-
-static int sess_add(struct router *r, uint64_t sandbox, int pool, struct rt_client *c)
-{
-	struct session *x = calloc(1, sizeof(*x));
-	if (!x)
-		return -ENOMEM;
-	x->sandbox = sandbox;
-	x->pool = pool;
-	x->c = c;
-	size_t h = bucket(sandbox);
-	x->hnext = r->sess[h];
-	r->sess[h] = x;
-	dl_add(&r->sess_all, &x->all);
-	r->nsess++;
-	c->sessions++;
-	return 0;
-}
-
-static void sess_remove(struct router *r, struct session *x)
-{
-	struct session **pp = &r->sess[bucket(x->sandbox)];
-	while (*pp != x)
-		pp = &(*pp)->hnext;
-	*pp = x->hnext;
-	dl_del(&x->all);
-	r->nsess--;
-	if (x->c)
-		x->c->sessions--;
-	free(x);
-}
-
-/* Sends a request record to a pool with a fresh dispatch id set in place, and remembers
- * it. The entry is allocated before the send, so a failure leaves nothing behind.
- * 0, -EAGAIN (the pool cannot take it now), -ENOMEM or -EINVAL (no placeholder). */
-static int dispatch(struct router *r, struct rt_client *c, int pool, uint8_t *msg, size_t len, uint64_t rid,
-		    int kind, uint64_t deadline, uint64_t submitted, uint64_t sandbox)
-{
-	uint64_t id = ((uint64_t)(r->cfg.shard & 0xff) << 56) | (r->next_dispatch + 1);
-	if (!rw_Message_set_dispatch_id(rw_Message_root_mut(msg), id))
-		return -EINVAL;
-	struct dispatch *d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	int rc = r->ops->pool_send(r->ctx, pool, msg, len);
-	if (rc) {
-		free(d);
-		return rc;
-	}
-	r->next_dispatch++;
-	*d = (struct dispatch){ .id = id,
-				.c = c,
-				.request_id = rid,
-				.kind = kind,
-				.pool = pool,
-				.deadline = deadline,
-				.submitted = submitted,
-				.sandbox = sandbox };
-	size_t h = bucket(id);
-	d->hnext = r->disp[h];
-	r->disp[h] = d;
-	dl_add(&r->disp_all, &d->all);
-	r->ndisp++;
-	r->pools[pool].inflight++;
-	if (r->pools[pool].credits)
-		r->pools[pool].credits--;
-	if (c)
-		c->inflight++;
-	return 0;
-}
-
-static ssize_t build_close(struct router *r, uint64_t sandbox)
-{
-	struct fb_builder b;
-	fb_builder_init(&b, r->build, sizeof(r->build));
-	rw_Close_start(&b);
-	rw_Close_add_sandbox(&b, sandbox);
-	fb_ref_t cl = rw_Close_end(&b);
-	rw_Request_start(&b);
-	rw_Request_add_action(&b, rw_Action_Close, cl);
-	fb_ref_t rq = rw_Request_end(&b);
-	rw_Message_start(&b);
-	rw_Message_add_dispatch_id(&b, UINT64_MAX); /* placeholder, set by dispatch() */
-	rw_Message_add_body(&b, rw_Body_Request, rq);
-	return rw_Message_finish(&b, rw_Message_end(&b));
-}
-
-/* Closes sandboxes nobody owns; those whose pool cannot take it now are retried. */
-static void close_orphans(struct router *r, uint64_t now)
-{
-	for (struct orphan **pp = &r->orphans; *pp;) {
-		struct orphan *o = *pp;
-		if (!r->pools[o->pool].up) { /* a reset pool reaps it by its lease */
-			*pp = o->next;
-			free(o);
-			continue;
-		}
-		ssize_t n = build_close(r, o->sandbox);
-		if (n > 0 &&
-		    dispatch(r, NULL, o->pool, r->build, (size_t)n, 0, rw_Action_Close, 0, now, 0) != 0) {
-			pp = &o->next;
-			continue;
-		}
-		*pp = o->next;
-		free(o);
-	}
-}
-
-static void orphan_add(struct router *r, int pool, uint64_t sandbox)
-{
-	struct orphan *o = malloc(sizeof(*o));
-	if (!o) {
-		RLOG(RLOG_WARN, "sandbox left to its lease", "sandbox=%llu", (unsigned long long)sandbox);
-		return;
-	}
-	o->sandbox = sandbox;
-	o->pool = pool;
-	o->next = r->orphans;
-	r->orphans = o;
-}
 
 /* ---- requests from trainers ---- */
 
@@ -380,14 +74,14 @@ static enum router_verdict submit_open(struct router *r, struct rt_client *c, ui
 	int p = pick_pool(r, profile, &known, &any_up);
 	if (!any_up) {
 		r->ops->on_request(r->ctx, rw_Action_Open);
-		complete_local(r, c, rid, rw_Action_Open, rw_Status_UNAVAILABLE, true, "no pool is up", now,
-			       now);
+		rollout__rt_complete_local(r, c, rid, rw_Action_Open, rw_Status_UNAVAILABLE, true,
+					   "no pool is up", now, now);
 		return ROUTER_TAKEN;
 	}
 	if (!known) {
 		r->ops->on_request(r->ctx, rw_Action_Open);
-		complete_local(r, c, rid, rw_Action_Open, rw_Status_UNKNOWN_PROFILE, false,
-			       "no pool offers this profile", now, now);
+		rollout__rt_complete_local(r, c, rid, rw_Action_Open, rw_Status_UNKNOWN_PROFILE, false,
+					   "no pool offers this profile", now, now);
 		return ROUTER_TAKEN;
 	}
 	if (p < 0 || r->whead) {
@@ -412,7 +106,7 @@ static enum router_verdict submit_open(struct router *r, struct rt_client *c, ui
 		r->ops->on_request(r->ctx, rw_Action_Open);
 		return ROUTER_TAKEN;
 	}
-	if (dispatch(r, c, p, rec, len, rid, rw_Action_Open, deadline, now, 0))
+	if (rollout__rt_dispatch(r, c, p, rec, len, rid, rw_Action_Open, deadline, now, 0))
 		return ROUTER_WAIT;
 	take_slot(&r->pools[p], profile);
 	r->ops->on_request(r->ctx, rw_Action_Open);
@@ -430,15 +124,15 @@ enum router_verdict router_submit(struct router *r, struct rt_client *c, uint8_t
 		r->ops->on_refused(r->ctx, "record failed verification");
 		char why[160];
 		snprintf(why, sizeof(why), "record refused: %s", fb_verify_strerror(vrc));
-		complete_local(r, c, 0, 0, rw_Status_BAD_REQUEST, false, why, now, now);
+		rollout__rt_complete_local(r, c, 0, 0, rw_Status_BAD_REQUEST, false, why, now, now);
 		return ROUTER_TAKEN;
 	}
 	const rw_Message_t *m = rw_Message_root(rec);
 	const rw_Request_t *q = rw_Message_body_as_Request(m);
 	if (!q) {
 		r->ops->on_refused(r->ctx, "record is not a request");
-		complete_local(r, c, 0, 0, rw_Status_BAD_REQUEST, false, "record refused: not a Request", now,
-			       now);
+		rollout__rt_complete_local(r, c, 0, 0, rw_Status_BAD_REQUEST, false,
+					   "record refused: not a Request", now, now);
 		return ROUTER_TAKEN;
 	}
 	uint64_t rid = rw_Request_request_id(q), deadline = rw_Request_deadline_ns(q);
@@ -465,30 +159,30 @@ enum router_verdict router_submit(struct router *r, struct rt_client *c, uint8_t
 	}
 	if (why) {
 		r->ops->on_request(r->ctx, kind);
-		complete_local(r, c, rid, kind, status, infra, why, now, now);
+		rollout__rt_complete_local(r, c, rid, kind, status, infra, why, now, now);
 		return ROUTER_TAKEN;
 	}
 	if (kind == rw_Action_Open)
 		return submit_open(r, c, rec, len, q, rid, deadline, now);
 	uint64_t sb = req_sandbox(q, kind);
-	struct session *x = sess_find(r, sb);
+	struct session *x = rollout__rt_sess_find(r, sb);
 	if (!x || x->c != c || x->closing) {
 		r->ops->on_request(r->ctx, kind);
-		complete_local(r, c, rid, kind, rw_Status_NOT_FOUND, false,
-			       x && x->c == c ? "sandbox is closing" : "no such sandbox for this trainer",
-			       now, now);
+		rollout__rt_complete_local(
+		    r, c, rid, kind, rw_Status_NOT_FOUND, false,
+		    x && x->c == c ? "sandbox is closing" : "no such sandbox for this trainer", now, now);
 		return ROUTER_TAKEN;
 	}
 	struct rt_pool *p = &r->pools[x->pool];
 	if (!p->up) {
 		r->ops->on_request(r->ctx, kind);
-		complete_local(r, c, rid, kind, rw_Status_SANDBOX_LOST, true, "the sandbox's pool is down",
-			       now, now);
+		rollout__rt_complete_local(r, c, rid, kind, rw_Status_SANDBOX_LOST, true,
+					   "the sandbox's pool is down", now, now);
 		return ROUTER_TAKEN;
 	}
 	if (!p->credits)
 		return ROUTER_WAIT;
-	if (dispatch(r, c, x->pool, rec, len, rid, kind, deadline, now, sb))
+	if (rollout__rt_dispatch(r, c, x->pool, rec, len, rid, kind, deadline, now, sb))
 		return ROUTER_WAIT;
 	/* The session stays until the pool answers the Close: a Close that had to wait or be
 	 * retried still finds it, and the sandbox is never forgotten while it exists. */
@@ -506,14 +200,15 @@ bool router_serve_waiting(struct router *r, uint64_t now)
 		int p = pick_pool(r, w->profile, &known, &any_up);
 		if (any_up && !known) {
 			w->c->inflight--;
-			complete_local(r, w->c, w->request_id, rw_Action_Open, rw_Status_UNKNOWN_PROFILE,
-				       false, "no pool offers this profile", w->submitted, now);
+			rollout__rt_complete_local(r, w->c, w->request_id, rw_Action_Open,
+						   rw_Status_UNKNOWN_PROFILE, false,
+						   "no pool offers this profile", w->submitted, now);
 		} else if (p < 0) {
 			return true;
 		} else {
 			w->c->inflight--;
-			if (dispatch(r, w->c, p, w->msg, w->len, w->request_id, rw_Action_Open, w->deadline,
-				     w->submitted, 0)) {
+			if (rollout__rt_dispatch(r, w->c, p, w->msg, w->len, w->request_id, rw_Action_Open,
+						 w->deadline, w->submitted, 0)) {
 				w->c->inflight++;
 				return true;
 			}
@@ -550,30 +245,31 @@ static void on_completion(struct router *r, int pool, const uint8_t *buf, size_t
 {
 	struct rw_completion k;
 	rw_completion_read(buf, &k);
-	struct dispatch *d = disp_find(r, k.dispatch_id);
+	struct dispatch *d = rollout__rt_disp_find(r, k.dispatch_id);
 	if (!d || d->pool != pool) {
 		/* Unknown, answered already, or another pool's dispatch: never followed. */
 		r->ops->on_refused(r->ctx,
 				   d ? "answer from the wrong pool" : "answer to an unknown dispatch");
 		return;
 	}
-	disp_unlink(r, d);
+	rollout__rt_disp_unlink(r, d);
 	if (d->c)
 		d->c->inflight--;
 	if (!rw_completion_fits(buf, d->kind)) {
 		r->ops->on_refused(r->ctx, "answer without the result its status promises");
-		complete_local(r, d->c, d->request_id, d->kind, rw_Status_INTERNAL, true,
-			       "the pool sent a malformed answer", d->submitted, now);
+		rollout__rt_complete_local(r, d->c, d->request_id, d->kind, rw_Status_INTERNAL, true,
+					   "the pool sent a malformed answer", d->submitted, now);
 		free(d);
 		return;
 	}
 	if (d->kind == rw_Action_Open && k.status == rw_Status_OK) {
-		if (!d->c || d->c->gone || sess_add(r, k.sandbox, pool, d->c))
-			orphan_add(r, pool, k.sandbox); /* nobody will use it: close it again */
+		if (!d->c || d->c->gone || rollout__rt_sess_add(r, k.sandbox, pool, d->c))
+			rollout__rt_orphan_add(r, pool, k.sandbox); /* nobody will use it: close it again */
 	} else if (d->sandbox && (d->kind == rw_Action_Close || k.status == rw_Status_SANDBOX_LOST)) {
-		struct session *x = sess_find(r, d->sandbox);
+		struct session *x = rollout__rt_sess_find(r, d->sandbox);
 		if (x && x->pool == pool)
-			sess_remove(r, x); /* closed, or gone at the pool whatever the status says */
+			rollout__rt_sess_remove(r,
+						x); /* closed, or gone at the pool whatever the status says */
 	}
 	r->ops->on_completion(r->ctx, d->kind, k.status, now - d->submitted);
 	if (d->c && !d->c->gone)
@@ -643,18 +339,18 @@ void router_pool_down(struct router *r, int pool, const char *why)
 		struct dispatch *d = CONTAINER(e, struct dispatch, all);
 		if (d->pool != pool)
 			continue;
-		disp_unlink(r, d);
+		rollout__rt_disp_unlink(r, d);
 		if (d->c)
 			d->c->inflight--;
-		complete_local(r, d->c, d->request_id, d->kind, rw_Status_SANDBOX_LOST, true,
-			       "the pool stopped answering", d->submitted, now);
+		rollout__rt_complete_local(r, d->c, d->request_id, d->kind, rw_Status_SANDBOX_LOST, true,
+					   "the pool stopped answering", d->submitted, now);
 		free(d);
 	}
 	for (struct dlink *e = r->sess_all.next, *n; e != &r->sess_all; e = n) {
 		n = e->next;
 		struct session *x = CONTAINER(e, struct session, all);
 		if (x->pool == pool)
-			sess_remove(r, x);
+			rollout__rt_sess_remove(r, x);
 	}
 	*p = (struct rt_pool){ 0 };
 	r->ops->pool_reset(r->ctx, pool);
@@ -676,8 +372,8 @@ void router_client_gone(struct router *r, struct rt_client *c)
 		if (x->c != c)
 			continue;
 		if (r->pools[x->pool].up && !x->closing)
-			orphan_add(r, x->pool, x->sandbox);
-		sess_remove(r, x);
+			rollout__rt_orphan_add(r, x->pool, x->sandbox);
+		rollout__rt_sess_remove(r, x);
 	}
 	for (struct waiting **pp = &r->whead; *pp;) {
 		struct waiting *w = *pp;
@@ -693,7 +389,7 @@ void router_client_gone(struct router *r, struct rt_client *c)
 	for (struct waiting *w = r->whead; w; w = w->next)
 		r->wtail = w;
 	c->inflight = 0;
-	close_orphans(r, rollout__now_ns());
+	rollout__rt_close_orphans(r, rollout__now_ns());
 }
 
 static void send_cancel(struct router *r, struct dispatch *d)
@@ -719,8 +415,8 @@ void router_tick(struct router *r, uint64_t now)
 		if (!d->c || !d->deadline || d->deadline > now)
 			continue;
 		d->c->inflight--;
-		complete_local(r, d->c, d->request_id, d->kind, rw_Status_TIMEOUT, false, "deadline passed",
-			       d->submitted, now);
+		rollout__rt_complete_local(r, d->c, d->request_id, d->kind, rw_Status_TIMEOUT, false,
+					   "deadline passed", d->submitted, now);
 		d->c = NULL;
 		d->deadline = 0;
 		send_cancel(r, d);
@@ -736,14 +432,15 @@ void router_tick(struct router *r, uint64_t now)
 		*pp = w->next;
 		r->nwait--;
 		w->c->inflight--;
-		complete_local(r, w->c, w->request_id, rw_Action_Open,
-			       late ? rw_Status_TIMEOUT : rw_Status_SHUTTING_DOWN, !late,
-			       late ? "deadline passed waiting for capacity" : "rolloutd is shutting down",
-			       w->submitted, now);
+		rollout__rt_complete_local(r, w->c, w->request_id, rw_Action_Open,
+					   late ? rw_Status_TIMEOUT : rw_Status_SHUTTING_DOWN, !late,
+					   late ? "deadline passed waiting for capacity"
+						: "rolloutd is shutting down",
+					   w->submitted, now);
 		free(w);
 	}
 	r->wtail = NULL;
 	for (struct waiting *w = r->whead; w; w = w->next)
 		r->wtail = w;
-	close_orphans(r, now);
+	rollout__rt_close_orphans(r, now);
 }
