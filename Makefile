@@ -2,7 +2,8 @@
 #   make test    install what is missing, configure into build/, build, run ctest
 #   make demo    the same, then run both daemons and a rollout workload (scripts/demo)
 #   make bench   run every rollout-bench suite that is built (scripts/bench)
-#   make asan    unit tests under ASan+UBSan (build-asan/);  make tsan: TSan (build-tsan/)
+#   make asan    unit tests, and integration tests labelled asan, under ASan+UBSan (build-asan/)
+#   make tsan    the tests labelled tsan under TSan (build-tsan/)
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_ARGS ?=
@@ -21,8 +22,10 @@ configure: bootstrap
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# ctest's exit status is kept; the report lists skipped tests and why either way.
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD) && { ctest --output-on-failure -j $(JOBS) --output-junit junit.xml; rc=$$?; \
+		$(CURDIR)/scripts/test-report . || true; exit $$rc; }
 
 demo: build
 	@scripts/demo $(BUILD)
@@ -32,7 +35,7 @@ bench: build
 
 asan:
 	@$(MAKE) --no-print-directory build BUILD=build-asan BUILD_TYPE=Debug CMAKE_ARGS="$(CMAKE_ARGS) -DROLLOUT_SANITIZE=address,undefined"
-	@cd build-asan && ctest --output-on-failure -j $(JOBS) -L unit
+	@cd build-asan && ctest --output-on-failure -j $(JOBS) -L 'unit|asan' --output-junit junit.xml
 
 tsan:
 	@$(MAKE) --no-print-directory build BUILD=build-tsan BUILD_TYPE=Debug CMAKE_ARGS="$(CMAKE_ARGS) -DROLLOUT_SANITIZE=thread"
