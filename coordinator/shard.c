@@ -228,6 +228,12 @@ static bool turn(void *arg)
 	return more;
 }
 
+/* Time since t; 0 when t was stamped after now was read (another path stamps it fresh). */
+static uint64_t since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 static void tick(void *arg, uint64_t now)
 {
 	struct shard *s = arg;
@@ -235,10 +241,10 @@ static void tick(void *arg, uint64_t now)
 	for (int i = 0; i < s->nlinks; i++) {
 		struct poollink *p = &s->links[i];
 		struct rt_pool *rp = router_pool(s->router, i);
-		if (now - p->last_rx > ROLLOUT_MS(c->pool_timeout_ms)) {
+		if (since(now, p->last_rx) > ROLLOUT_MS(c->pool_timeout_ms)) {
 			if (rp->up) {
 				router_pool_down(s->router, i, "no answer within pool_timeout_ms");
-			} else if (now - p->last_tx > ROLLOUT_MS(c->heartbeat_ms)) {
+			} else if (since(now, p->last_tx) > ROLLOUT_MS(c->heartbeat_ms)) {
 				/* Never came up: a fresh socket (a CURVE handshake may have failed). */
 				if (p->fd >= 0)
 					loop_del(s->loop, p->fd);
@@ -247,7 +253,7 @@ static void tick(void *arg, uint64_t now)
 			}
 			continue;
 		}
-		if (now - p->last_tx > ROLLOUT_MS(c->heartbeat_ms)) {
+		if (since(now, p->last_tx) > ROLLOUT_MS(c->heartbeat_ms)) {
 			if (rp->up)
 				poollink_heartbeat(p, now);
 			else
