@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attach_proto.h"
+#include "completion.h"
 #include "ring.h"
 #include "rollout_wire.h"
 
@@ -378,17 +379,16 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 		/* rolloutd writes only verified records, but a record is checked before it is read. */
 		if (rw_Message_verify(d, len) != 0)
 			return ROLLOUT_E_VERIFY;
-		const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(d));
-		if (!k)
+		struct rw_completion env;
+		if (rw_completion_read(d, &env))
 			continue;
+		const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(d));
 		memset(out, 0, sizeof(*out));
-		out->request_id = rw_Completion_request_id(k);
-		out->status = rw_Completion_status(k);
-		out->infra_failed = rw_Completion_infra_failed(k);
-		out->message = rw_Completion_message(k);
-		const rw_Opened_t *op = rw_Completion_result_as_Opened(k);
-		if (op)
-			out->sandbox = rw_Opened_sandbox(op);
+		out->request_id = env.request_id;
+		out->status = env.status;
+		out->infra_failed = env.infra_failed;
+		out->message = env.message;
+		out->sandbox = env.sandbox;
 		const rw_ExecResult_t *e = rw_Completion_result_as_ExecResult(k);
 		if (e) {
 			out->exit_code = rw_ExecResult_exit_code(e);
