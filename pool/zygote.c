@@ -74,12 +74,14 @@ static void hide_cmdline(void)
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = 0;
-	/* Fields after the command name (which may hold spaces and parentheses): arg_start
-	 * and arg_end are fields 48 and 49. */
+	/* Fields after the command name (which may hold spaces and parentheses): the state
+	 * (field 3, a letter) then numbers from field 4; arg_start and arg_end are 48, 49. */
 	char *p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return;
 	unsigned long long v[52] = { 0 };
-	int field = 2;
-	for (p = p ? p + 1 : buf; *p && field < 51;) {
+	int field = 3;
+	for (p += 3; *p && field < 51;) {
 		char *end;
 		unsigned long long x = strtoull(p, &end, 10);
 		if (end == p) {
