@@ -92,6 +92,15 @@ static const cyaml_schema_value_t file_schema = {
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
+void pool_config_tables(const struct cfg_key **pool, size_t *npool, const struct cfg_key **profile,
+			size_t *nprofile)
+{
+	*pool = pool_keys;
+	*npool = NKEYS(pool_keys);
+	*profile = profile_keys;
+	*nprofile = NKEYS(profile_keys);
+}
+
 void pool_config_reference(FILE *f)
 {
 	fprintf(f, "## pool\n\n");

@@ -47,6 +47,10 @@ int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t 
 void pool_config_free(struct pool_cfg *c);
 /* Every key of both tables as Markdown (`rollout-pool --config-reference`). */
 void pool_config_reference(FILE *f);
+/* The tables themselves (tests check the reference and the defaults against them). */
+struct cfg_key;
+void pool_config_tables(const struct cfg_key **pool, size_t *npool, const struct cfg_key **profile,
+			size_t *nprofile);
 void pool_profile_to_sbx(const struct pool_profile_cfg *c, struct sbx_profile *p);
 /* 0 when only the owner of path can read it (file mode, or a directory above it that
  * lets nobody else through); -EACCES with err otherwise. */

@@ -108,6 +108,10 @@ static int deliver(struct frame_io *f, frame_fn fn, void *arg)
 
 int frame_receive(struct frame_io *f, frame_fn fn, void *arg)
 {
+	/* Frames left over when a callback stopped the previous call go first. */
+	int rc = deliver(f, fn, arg);
+	if (rc)
+		return rc;
 	for (;;) {
 		/* Room for the frame under way, read in chunks: never more than one frame ahead. */
 		size_t want = FRAME_READ_CHUNK;
@@ -119,8 +123,7 @@ int frame_receive(struct frame_io *f, frame_fn fn, void *arg)
 			if (4 + (size_t)len > f->in_len && 4 + (size_t)len - f->in_len > want)
 				want = 4 + (size_t)len - f->in_len;
 		}
-		int rc = reserve(&f->in, &f->in_cap, f->in_len + want);
-		if (rc)
+		if ((rc = reserve(&f->in, &f->in_cap, f->in_len + want)))
 			return rc;
 		ssize_t n = recv(f->fd, f->in + f->in_len, f->in_cap - f->in_len, MSG_DONTWAIT);
 		if (n == 0)

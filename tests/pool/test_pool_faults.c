@@ -45,8 +45,9 @@ struct aux {
 	pid_t pid;
 };
 
-/* Pools started by the running test, stopped by teardown even when the test failed. */
-static struct aux *live[4];
+/* Copies of the pools the running test started, stopped by teardown when the test
+ * failed (its own struct aux lived on the stack the failure unwound). */
+static struct aux live[4];
 
 static void aux_stop(struct aux *a);
 
@@ -54,9 +55,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	for (int i = 0; i < 4; i++)
-		if (live[i]) {
-			aux_stop(live[i]);
-			live[i] = NULL;
+		if (live[i].pid > 0) {
+			struct aux copy = live[i];
+			aux_stop(&copy);
 		}
 	return 0;
 }
@@ -93,8 +94,8 @@ static void aux_start(struct aux *a)
 	}
 	assert_true(a->pid > 0);
 	for (int i = 0; i < 4; i++)
-		if (!live[i] || live[i] == a) {
-			live[i] = a;
+		if (live[i].pid <= 0) {
+			live[i] = *a;
 			break;
 		}
 	uint64_t end = now_ms() + 10000;
@@ -119,6 +120,9 @@ static int aux_wait(struct aux *a, int ms)
 	int st;
 	do {
 		if (waitpid(a->pid, &st, WNOHANG) == a->pid) {
+			for (int i = 0; i < 4; i++)
+				if (live[i].pid == a->pid)
+					live[i].pid = 0;
 			a->pid = 0;
 			return st;
 		}
@@ -130,8 +134,8 @@ static int aux_wait(struct aux *a, int ms)
 static void aux_stop(struct aux *a)
 {
 	for (int i = 0; i < 4; i++)
-		if (live[i] == a)
-			live[i] = NULL;
+		if (live[i].pid > 0 && strcmp(live[i].cfg, a->cfg) == 0)
+			live[i].pid = 0;
 	if (a->pid > 0) {
 		kill(a->pid, SIGTERM);
 		if (aux_wait(a, 15000) < 0) {
