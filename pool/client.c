@@ -88,11 +88,10 @@ static int connect_ex(struct pc *c, const char *endpoint, const char *identity, 
 	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
 	    (rid && zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, strlen(rid)) < 0))
 		return -errno;
-	if (spub) {
-		zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, spub, 41);
-		zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41);
-		zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41);
-	}
+	if (spub && (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, spub, 41) < 0 ||
+		     zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41) < 0 ||
+		     zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41) < 0))
+		return -errno;
 	if (zmq_connect(c->sock, endpoint) < 0)
 		return -errno;
 	struct fb_builder *b = out_builder(c, 4096);

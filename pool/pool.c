@@ -74,7 +74,7 @@ static void on_router(struct pool *p)
 		if (ok && !extra) {
 			size_t len = zmq_msg_size(&body);
 			/* An aligned private copy for the verifier. */
-			uint8_t *buf = aligned_alloc(8, (len + 7) & ~(size_t)7 ? (len + 7) & ~(size_t)7 : 8);
+			uint8_t *buf = aligned_alloc(8, len ? (len + 7) & ~(size_t)7 : 8);
 			if (buf) {
 				memcpy(buf, zmq_msg_data(&body), len);
 				proto_on_message(p, zmq_msg_data(&id), zmq_msg_size(&id), buf, len);
@@ -221,6 +221,7 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	p->cfg = cfg;
 	p->zy.fd = -1;
 	p->router_fd = -1;
+	p->rt.host_netns = -1; /* sbx_runtime_free on an early failure must not close fd 0 */
 	p->nprof = cfg->profiles_count;
 	acache_init(&p->cache, (uint64_t)cfg->result_cache_s * 1000000000ull, POOL_CACHE_MAX_BYTES,
 		    peer_release, p);
