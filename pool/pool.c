@@ -329,8 +329,14 @@ void pool_destroy(struct pool *p)
 	if (p->rt.cgroups)
 		cg_fini(&p->rt.cg); /* the parent group goes too when nothing is left in it */
 	loop_destroy(p->loop);
-	if (p->router)
+	if (p->router) {
+		/* The last answers (SHUTTING_DOWN above) get a second to leave; failing that,
+		 * rolloutd's pool timeout completes those requests. */
+		int linger = 1000;
+		if (zmq_setsockopt(p->router, ZMQ_LINGER, &linger, sizeof(linger)) < 0)
+			RLOG(RLOG_WARN, "answers in flight may be lost", "err=%s", zmq_strerror(errno));
 		zmq_close(p->router);
+	}
 	if (p->zctx)
 		zmq_ctx_shutdown(p->zctx); /* ends the ZAP thread's wait */
 	if (p->zap_on)

@@ -166,6 +166,30 @@ out:
 	return rc;
 }
 
+/* The empty file bound over masked paths: ours, regular, empty and read-only, shared by
+ * every pool of this uid on the host (a start after a crash finds it there). Anything
+ * else at the name is replaced. */
+static int make_empty_file(struct sbx_runtime *rt)
+{
+	snprintf(rt->empty, sizeof(rt->empty), "%s.empty", rt->staging);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = open(rt->empty, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+		if (fd >= 0) {
+			struct stat st;
+			bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+				  st.st_uid == geteuid() && !(st.st_mode & 0222);
+			close(fd);
+			if (ok)
+				return 0;
+		} else if (errno != ELOOP && errno != EACCES) {
+			return -errno;
+		}
+		if (unlink(rt->empty) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
 int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 {
 	memset(rt, 0, sizeof(*rt));
@@ -189,13 +213,7 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 	snprintf(rt->staging, sizeof(rt->staging), "%s/rollout-pool-root", base);
 	if (mkdir(rt->staging, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	snprintf(rt->empty, sizeof(rt->empty), "%s.empty", rt->staging);
-	int efd = open(rt->empty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
-	if (efd < 0)
-		return -errno;
-	rc = ftruncate(efd, 0) < 0 || fchmod(efd, 0444) < 0 ? -errno : 0;
-	close(efd);
-	if (rc)
+	if ((rc = make_empty_file(rt)))
 		return rc;
 	if (!rt->userns && cg_init(&rt->cg, NULL, cgroup_group ? cgroup_group : "rollout-pool") == 0) {
 		rt->cgroups = true;
