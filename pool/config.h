@@ -36,7 +36,7 @@ struct pool_cfg {
 	struct pool_profile_cfg *profiles;
 	unsigned profiles_count;
 	/* Filled by pool_config_load, not keys: */
-	char *source; /* the file's absolute path, masked inside every sandbox */
+	char *source; /* the file's absolute path (NULL: it has none), masked inside every sandbox */
 	void *_file;  /* the parsed document, for pool_config_free */
 };
 
