@@ -223,10 +223,30 @@ static void do_put(struct init *in, const rw_PutFile_t *pf, struct outcome *o)
 	}
 	const uint8_t *data = NULL;
 	size_t len = rw_PutFile_data(pf, &data);
-	int fd = open_beneath(in->workfd, rel, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+	/* O_NONBLOCK: a FIFO (or socket) the agent left at the path must not block init, and
+	 * no O_TRUNC before we know it is a regular file. */
+	int fd = open_beneath(in->workfd, rel, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK,
 			      (mode_t)(rw_PutFile_mode(pf) & 07777));
+	if (fd == -ENXIO) { /* a FIFO nobody reads */
+		o->status = rw_Status_BAD_REQUEST;
+		o->message = "not a regular file";
+		return;
+	}
 	if (fd < 0) {
 		file_error(o, fd);
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		o->status = rw_Status_BAD_REQUEST;
+		o->message = "not a regular file";
+		return;
+	}
+	if (ftruncate(fd, 0) < 0) {
+		int e = -errno;
+		close(fd);
+		file_error(o, e);
 		return;
 	}
 	size_t done = 0;

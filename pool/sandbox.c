@@ -166,6 +166,30 @@ out:
 	return rc;
 }
 
+/* The empty file bound over masked paths: ours, regular, empty and read-only, shared by
+ * every pool of this uid on the host (a start after a crash finds it there). Anything
+ * else at the name is replaced. */
+static int make_empty_file(struct sbx_runtime *rt)
+{
+	snprintf(rt->empty, sizeof(rt->empty), "%s.empty", rt->staging);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = open(rt->empty, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+		if (fd >= 0) {
+			struct stat st;
+			bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+				  st.st_uid == geteuid() && !(st.st_mode & 0222);
+			close(fd);
+			if (ok)
+				return 0;
+		} else if (errno != ELOOP && errno != EACCES) {
+			return -errno;
+		}
+		if (unlink(rt->empty) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
 int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 {
 	memset(rt, 0, sizeof(*rt));
@@ -189,9 +213,47 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 	snprintf(rt->staging, sizeof(rt->staging), "%s/rollout-pool-root", base);
 	if (mkdir(rt->staging, 0755) < 0 && errno != EEXIST)
 		return -errno;
+	if ((rc = make_empty_file(rt)))
+		return rc;
 	if (!rt->userns && cg_init(&rt->cg, NULL, cgroup_group ? cgroup_group : "rollout-pool") == 0) {
 		rt->cgroups = true;
 		cg_reap_stale(&rt->cg);
+	}
+	return 0;
+}
+
+int sbx_runtime_mask(struct sbx_runtime *rt, const char *path)
+{
+	if (!path || path[0] != '/' || strlen(path) >= sizeof(rt->masks[0]))
+		return -EINVAL;
+	if (rt->nmasks >= SBX_MAX_MASKS)
+		return -ENOSPC;
+	snprintf(rt->masks[rt->nmasks++], sizeof(rt->masks[0]), "%s", path);
+	return 0;
+}
+
+/* Binds the empty file over every masked path that lies inside the profile root (a path
+ * outside an image root is not in the sandbox at all). */
+static int mask_files(const struct sbx_runtime *rt, const struct sbx_profile *p)
+{
+	size_t rl = strlen(p->root);
+	while (rl > 1 && p->root[rl - 1] == '/')
+		rl--;
+	bool host_root = rl == 1 && p->root[0] == '/';
+	for (int i = 0; i < rt->nmasks; i++) {
+		const char *m = rt->masks[i];
+		if (!host_root && (strncmp(m, p->root, rl) != 0 || m[rl] != '/'))
+			continue;
+		char dst[4400];
+		snprintf(dst, sizeof(dst), "%s%s", rt->staging, host_root ? m : m + rl);
+		if (mount(rt->empty, dst, NULL, MS_BIND, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		if (mount(NULL, dst, NULL,
+			  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return -errno;
 	}
 	return 0;
 }
@@ -248,6 +310,8 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 		return -errno;
 	if (mount(p->root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -errno;
+	if ((rc = mask_files(rt, p)))
+		return rc;
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
 	if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
 	    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
@@ -459,8 +523,9 @@ static int write_file_str(const char *path, const char *s)
 	if (fd < 0)
 		return -errno;
 	ssize_t n = write(fd, s, strlen(s));
+	int rc = n < 0 ? -errno : (size_t)n == strlen(s) ? 0 : -EIO;
 	close(fd);
-	return n < 0 ? -errno : 0;
+	return rc;
 }
 
 int sbx_netns_fill(struct sbx_runtime *rt, int want)
@@ -546,15 +611,22 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 		goto fail;
 	}
 	if (rt->userns) {
+		/* Without its maps the child would run as the overflow uid: fail the creation. */
 		char path[64], map[64];
 		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-		write_file_str(path, "deny");
+		rc = write_file_str(path, "deny");
 		snprintf(map, sizeof(map), "0 %u 1", (unsigned)geteuid());
 		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-		write_file_str(path, map);
+		if (!rc)
+			rc = write_file_str(path, map);
 		snprintf(map, sizeof(map), "0 %u 1", (unsigned)getegid());
 		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-		write_file_str(path, map);
+		if (!rc)
+			rc = write_file_str(path, map);
+		if (rc) {
+			close(sync[1]);
+			goto fail;
+		}
 	}
 	if (rt->cgroups)
 		out->oom_before = cg_oom_kills(&rt->cg, out->cgname);
@@ -571,7 +643,10 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 		rc = status[0];
 		goto fail;
 	}
-	fcntl(out->fd, F_SETFL, O_NONBLOCK);
+	if (fcntl(out->fd, F_SETFL, O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	return 0;
 fail_fds:
 	close(sv[0]);
