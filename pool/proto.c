@@ -260,6 +260,9 @@ static void on_heartbeat(struct pool *p, struct peer *peer, const rw_Heartbeat_t
 	rw_Heartbeat_start(b);
 	rw_Heartbeat_add_seq(b, rw_Heartbeat_seq(hb));
 	rw_Heartbeat_add_sent_ns(b, rw_Heartbeat_sent_ns(hb));
+	/* Our boot id: a coordinator that spoke to a previous run of this pool at the same
+	 * address learns it was restarted from the first heartbeat answer. */
+	rw_Heartbeat_add_boot_id(b, p->boot_id);
 	fb_ref_t h = rw_Heartbeat_end(b);
 	rw_Message_start(b);
 	rw_Message_add_body(b, rw_Body_Heartbeat, h);
