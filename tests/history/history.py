@@ -45,7 +45,7 @@ ALL_FAULTS = ["pool_kill_fast", "pool_kill_slow", "burst", "pool_stop", "rollout
               "malformed", "bigout"]
 POOL_FAULTS = {"pool_kill_fast", "pool_kill_slow", "pool_stop"}
 HEARTBEAT_MS, POOL_TIMEOUT_MS, LEASE_MS = 200, 1000, 3000
-WARM = 8
+WARM = 32  # --warm
 MAX_RECORD = 256 << 10
 BIG_BYTES = 2 << 20
 ID_SHIFT = 40
@@ -119,7 +119,7 @@ pool:
   metrics: 127.0.0.1:{self.port + 2}
   cgroup: {self.group}
   profiles:
-    - {{name: default, warm: {WARM}, max: 256, memory_mb: 256, pids: 64, max_output_cap: 4194304}}
+    - {{name: default, warm: {WARM}, max: {max(256, 12 * WARM + 64)}, memory_mb: 256, pids: 64, max_output_cap: 4194304}}
     - {{name: noop, type: noop, max: 100000}}
 """)
 
@@ -250,7 +250,7 @@ class Faults:
                 f"link {'up again' if up else 'NOT up'} after {t1 - t0} ms")
 
     def pool_kill_fast(self):
-        self.pool_kill("pool_kill_fast", POOL_TIMEOUT_MS // 4)
+        self.pool_kill("pool_kill_fast", POOL_TIMEOUT_MS // 10)
 
     def pool_kill_slow(self):
         self.pool_kill("pool_kill_slow", POOL_TIMEOUT_MS * 5 // 2)
@@ -297,7 +297,7 @@ class Faults:
         t = self._extra("c-burst", 6, "--mode", "burst", "--count", str(10 * WARM))
         try:
             t.p.wait(timeout=45)
-            note = f"{10 * WARM} opens at once (warm {WARM}), each closed when opened; trainer exited {t.p.returncode}"
+            note = f"{10 * WARM} opens at once (warm {WARM}), held until all answered, then closed; trainer exited {t.p.returncode}"
         except subprocess.TimeoutExpired:
             note = f"{10 * WARM} opens at once (warm {WARM}): burst trainer still waiting after 45 s"
         self._w("burst", t0, now_ms() + 1000, note)
@@ -337,7 +337,10 @@ class Check:
         self.v[kind].append((trainer, rid, detail))
 
     def faults_at(self, t0, t1):
-        return [w["name"] for w in self.windows if t0 <= w["t1"] and t1 >= w["t0"]] or ["none"]
+        """Faults whose window overlaps [t0, t1]; else the last one that fired before t0."""
+        hit = [w["name"] for w in self.windows if t0 <= w["t1"] and t1 >= w["t0"]]
+        before = [w for w in self.windows if w["t0"] <= t0]
+        return hit or ([f"after {before[-1]['name']}"] if before else ["none"])
 
     def trainer(self, name, path, killed=False, hung=False):
         sent, comps, pending, excused = {}, collections.defaultdict(list), {}, set()
@@ -409,9 +412,10 @@ class Check:
                 if s0 == "SANDBOX_LOST" and infra:
                     if not any(w["pool"] and r.t <= w["t1"] and tc >= w["t0"] for w in self.windows):
                         self.add("SANDBOX_LOST+infra_failed outside a pool fault", name, rid,
-                                 f"{r.action} submitted {r.t} completed {tc}")
+                                 f"{r.action} submitted {r.t} completed {tc} faults={self.faults_at(r.t, tc)}")
                 elif infra and not any(r.t <= w["t1"] and tc >= w["t0"] for w in self.windows):
-                    self.add("infra failure outside any fault", name, rid, f"{r.action} {s0}")
+                    self.add("infra failure outside any fault", name, rid,
+                             f"{r.action} {s0} faults={self.faults_at(r.t, tc)}")
             elif rid in excused:
                 self.excused_conn += 1
             elif killed and not quit_:
@@ -606,6 +610,7 @@ def self_test(d, trainers, windows):
 
 
 def main():
+    global WARM
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("ROLLOUT_BINARY_DIR", "build"))
     ap.add_argument("--source", default=os.path.dirname(os.path.dirname(HERE)))
@@ -615,9 +620,11 @@ def main():
     ap.add_argument("--requests", type=int, help="requests to reach before stopping (100000; --long 1000000)")
     ap.add_argument("--self-test", action="store_true", help="inject violations into the logs; they must be found")
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
+    ap.add_argument("--warm", type=int, default=WARM, help="warm sandboxes of the default profile (burst: 10x)")
     ap.add_argument("--spacing", type=float, default=9.0, help="seconds between faults")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
+    WARM = a.warm
     a.trainer = a.trainer or os.path.join(a.build, "tests/history/history_trainer")
     faults = ALL_FAULTS if a.faults == "all" else [] if a.faults == "none" else a.faults.split(",")
     for f in faults:
@@ -664,12 +671,12 @@ def main():
             t.p.send_signal(signal.SIGTERM)
     for t in alive.values():
         try:
-            t.p.wait(timeout=25)
+            t.p.wait(timeout=35)
         except subprocess.TimeoutExpired:
             t.hung = True
             t.p.kill()
             t.p.wait()
-            say(f"trainer {t.name} did not stop within 25 s of SIGTERM: killed (its pending requests count as lost)")
+            say(f"trainer {t.name} did not stop within 35 s of SIGTERM: killed (its pending requests count as lost)")
     for t in alive.values():
         if t.p.returncode not in (0, None) and not t.killed:
             say(f"trainer {t.name} exited with {t.p.returncode}: {open(t.log + '.out').read()[-400:]}")

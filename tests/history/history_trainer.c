@@ -15,7 +15,8 @@
  *         append their request id to /tmp/steps, read back at the end of each episode.
  *         SIGUSR1 submits one exec whose output is bigger than rolloutd's max_record.
  *         SIGTERM stops submitting; pending requests are drained for --drain-ms.
- *   burst opens --count real sandboxes at once, waits for every answer, closes them.
+ *   burst opens --count real sandboxes at once, holds them until every open has answered,
+ *         then closes them.
  *   raw   attaches without librollout (shm + wire directly) and writes malformed records
  *         into its submission ring between valid ones. */
 #include <errno.h>
@@ -65,7 +66,7 @@ static struct {
 	double rate; /* noop execs per second, 0: as fast as possible */
 	uint64_t id_base;
 } opt = { .name = "c", .mode = "run", .noop_slots = 32, .real_slots = 4, .depth = 8, .steps = 5,
-	  .count = 80, .drain_ms = 10000, .big_bytes = 2 << 20 };
+	  .count = 80, .drain_ms = 15000, .big_bytes = 2 << 20 };
 
 static FILE *logf_;
 
@@ -200,7 +201,11 @@ static int fill(void)
 				if ((rc = submit(i, W_CLOSE, NULL, s->sb, NULL, 0)) == 0)
 					s->st = CLOSING;
 		} else if (s->st == RUN && s->k == K_REAL) {
-			/* All steps and the read-back pipelined: the pool runs them in order. */
+			/* All steps and the read-back pipelined: the pool runs them in order. An
+			 * episode not started when the trainer is told to stop is only closed, so
+			 * every request submitted gets the whole drain time. */
+			if (s->sent == 0 && atomic_load(&stop_flag))
+				s->sent = opt.steps + 1;
 			while (s->sent < opt.steps + 1) {
 				char cmd[64];
 				bool read = s->sent == opt.steps;
@@ -372,7 +377,7 @@ static int run(void)
 	return 0;
 }
 
-/* ---- burst: --count opens at once (ten times the warm count), each closed when it opens ---- */
+/* ---- burst: --count opens at once (ten times the warm count) ---- */
 
 static int burst(void)
 {
@@ -394,21 +399,36 @@ static int burst(void)
 	}
 	rollout_flush(C);
 	fflush(logf_);
+	/* Every sandbox is held until all opens have answered, then all are closed. */
+	uint64_t *held = calloc((size_t)opt.count, sizeof(*held));
+	int nheld = 0, opens_left = (int)pending;
+	bool closing = false;
 	uint64_t end = now_ms() + 30000;
-	while (pending && now_ms() < end) {
+	while (pending && now_ms() < end && held) {
 		struct rollout_completion c;
 		int n;
 		while ((n = rollout_next(C, &c)) == 1) {
 			LOG("C %" PRIu64 " %s %d %" PRIu64 "\n", c.request_id, rollout_status_name(c.status),
 			    c.infra_failed ? 1 : 0, now_ms());
 			pending--;
-			if (c.status == 0 && c.request_id < opt.id_base + (uint64_t)opt.count) {
-				uint64_t rid = next_rid++;
-				if (rollout_close(C, rid, c.sandbox) == 0) {
-					LOG("S %" PRIu64 " close %" PRIu64 " %" PRIu64 "\n", rid, c.sandbox, now_ms());
-					pending++;
-				}
+			if (c.request_id < opt.id_base + (uint64_t)opt.count) {
+				opens_left--;
+				if (c.status == 0)
+					held[nheld++] = c.sandbox;
 			}
+		}
+		if (!closing && opens_left == 0) {
+			closing = true;
+			for (int i = 0; i < nheld; i++) {
+				uint64_t rid = next_rid++;
+				while ((rc = rollout_close(C, rid, held[i])) == -EAGAIN)
+					rollout_wait_space(C, 4096, 100);
+				if (rc)
+					break;
+				LOG("S %" PRIu64 " close %" PRIu64 " %" PRIu64 "\n", rid, held[i], now_ms());
+				pending++;
+			}
+			rollout_flush(C);
 		}
 		fflush(logf_);
 		rc = n < 0 ? n : rollout_wait(C, 100);
@@ -417,6 +437,7 @@ static int burst(void)
 			break;
 		}
 	}
+	free(held);
 	LOG("Q %" PRIu64 " %u\n", now_ms(), pending);
 	fflush(logf_);
 	rollout_disconnect(C);
