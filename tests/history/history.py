@@ -278,12 +278,27 @@ class Faults:
                 f"rolloutd kill -9, restarted after 500 ms; pool link {'up' if up else 'NOT up'} after {t1 - t0} ms")
 
     def trainer_kill(self):
+        # Kill it while it waits for an open (a sandbox granted to a dead trainer must
+        # still be reclaimed), or after 5 s whatever it is doing.
         t = self.ts["c-victim"]
+        end, why = time.monotonic() + 5, "while it had no open in flight"
+        while time.monotonic() < end:
+            pend = set()
+            with open(t.log) as f:
+                for line in f:
+                    if line.startswith("S ") and " open:default " in line:
+                        pend.add(line.split()[1])
+                    elif line.startswith("C "):
+                        pend.discard(line.split()[1])
+            if pend:
+                why = f"with {len(pend)} open(s) of a real sandbox in flight"
+                break
+            time.sleep(0.05)
         t0 = now_ms()
         t.killed = True
         t.p.send_signal(signal.SIGKILL)
         t.p.wait()
-        self._w("trainer_kill", t0, t0 + 2000, f"trainer c-victim (pid {t.p.pid}) kill -9")
+        self._w("trainer_kill", t0, t0 + 2000, f"trainer c-victim (pid {t.p.pid}) kill -9 {why}")
 
     def _extra(self, name, k, *args):
         log = os.path.join(self.d, f"{name}.hist")
@@ -314,7 +329,7 @@ class Faults:
     def bigout(self):
         t0 = now_ms()
         self.ts["c-big"].p.send_signal(signal.SIGUSR1)
-        time.sleep(3)
+        time.sleep(5)
         self._w("bigout", t0, now_ms(), f"c-big: one exec with {BIG_BYTES} bytes of stdout (output_cap raised), "
                                          f"rolloutd max_record {MAX_RECORD}")
 
@@ -422,7 +437,7 @@ class Check:
                 self.excused_kill += 1
             else:
                 self.add("lost", name, rid, f"{r.action} sb={r.sb} submitted {r.t} "
-                                            f"faults={self.faults_at(r.t, 1 << 62)}{' (trainer hung)' if hung else ''}")
+                                            f"faults={self.faults_at(r.t, r.t)}{' (trainer hung)' if hung else ''}")
         # Steps: executed at most once, only when sent, in their own sandbox; OK means executed.
         for rid, sbs in execs.items():
             self.executed += 1
@@ -463,7 +478,10 @@ class Check:
             for _, _, detail in items:
                 m = re.search(r"faults=\[([^\]]*)\]", detail)
                 by_fault[m.group(1) if m else "-"] += 1
-            say(f"VIOLATION {kind}: {len(items)} (by fault: {dict(by_fault)})")
+            by_action = collections.Counter(d.split()[0].split(":")[0] if d else "-" for _, _, d in items)
+            by_trainer = collections.Counter(tr for tr, _, _ in items)
+            say(f"VIOLATION {kind}: {len(items)} (by fault: {dict(by_fault)}; by action: {dict(by_action)}; "
+                f"by trainer: {dict(by_trainer)})")
             for tr, rid, detail in items[:12]:
                 say(f"  {tr} rid {rid} ({rid & ((1 << ID_SHIFT) - 1)}): {detail}")
             if len(items) > 12:
@@ -504,8 +522,9 @@ def fault_details(ck, windows, trainers):
             big = [(rid, r) for rid, r in p["sent_list"].items() if r.action == "big"]
             for rid, r in big:
                 c = p["comps"].get(rid)
-                after = sum(1 for k, x in p["comps"].items() if x and x[0][2] > r.t and k != rid)
-                nafter = sum(1 for k, x in p["sent_list"].items() if x.t > r.t)
+                later = [k for k, x in p["sent_list"].items() if k > rid]
+                after = sum(1 for k in later if p["comps"].get(k))
+                nafter = len(later)
                 say(f"    big exec rid {rid}: {[x[0] for x in c] if c else 'NO completion'}; "
                     f"{after} of {nafter} later requests of c-big completed")
         if w["name"] == "burst" and "c-burst" in ck.per:
@@ -657,11 +676,13 @@ def main():
             if rnd > 0 and f in ("trainer_kill", "malformed", "bigout"):
                 continue  # once is enough: the victim is gone, the others are deterministic
             getattr(fl, f)()
+    t_last_fault = time.monotonic()
     # Keep the load on until the volume is reached (bounded).
     stop_by = t_load + load_s + (600 if a.long else 40)
     while time.monotonic() < stop_by:
         n = count_submits(ts)
-        if n >= target and time.monotonic() - t_load >= min(load_s, 20):
+        if n >= target and time.monotonic() - t_load >= min(load_s, 20) and \
+                time.monotonic() - t_last_fault >= min(a.spacing, 8):
             break
         time.sleep(2)
     say(f"load phase: {time.monotonic() - t_load:.0f} s; stopping trainers")

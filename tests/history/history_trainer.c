@@ -13,7 +13,8 @@
  * Modes:
  *   run   noop sandboxes with pipelined execs (the volume) and real sandboxes whose steps
  *         append their request id to /tmp/steps, read back at the end of each episode.
- *         SIGUSR1 submits one exec whose output is bigger than rolloutd's max_record.
+ *         With --big-bytes N, one more sandbox is opened and SIGUSR1 makes it run one exec
+ *         with N bytes of stdout (bigger than rolloutd's max_record), then close.
  *         SIGTERM stops submitting; pending requests are drained for --drain-ms.
  *   burst opens --count real sandboxes at once, holds them until every open has answered,
  *         then closes them.
@@ -66,7 +67,7 @@ static struct {
 	double rate; /* noop execs per second, 0: as fast as possible */
 	uint64_t id_base;
 } opt = { .name = "c", .mode = "run", .noop_slots = 32, .real_slots = 4, .depth = 8, .steps = 5,
-	  .count = 80, .drain_ms = 15000, .big_bytes = 2 << 20 };
+	  .count = 80, .drain_ms = 15000 };
 
 static FILE *logf_;
 
@@ -147,6 +148,7 @@ static struct slot *slots;
 static int nslots;
 static rollout_client *C;
 static uint64_t noop_sent, t_start;
+static bool big_wanted; /* SIGUSR1 came: the big slot submits its exec */
 
 /* Submits; returns 0, -EAGAIN (ring full) or another error (treated as a connection error). */
 static int submit(int slot, enum what w, const char *profile, uint64_t sb, const char *shell, uint32_t cap)
@@ -220,13 +222,17 @@ static int fill(void)
 				if ((rc = submit(i, W_CLOSE, NULL, s->sb, NULL, 0)) == 0)
 					s->st = CLOSING;
 		} else if (s->st == RUN && s->k == K_BIG) {
+			/* Its sandbox is open from the start, so the exec goes out the moment the
+			 * signal comes. */
 			char cmd[64];
 			snprintf(cmd, sizeof(cmd), "head -c %d /dev/zero", opt.big_bytes);
-			if (s->sent == 0 && (rc = submit(i, W_BIG, NULL, s->sb, cmd, (uint32_t)opt.big_bytes)) == 0) {
+			if (s->sent == 0 && big_wanted &&
+			    (rc = submit(i, W_BIG, NULL, s->sb, cmd, (uint32_t)opt.big_bytes)) == 0) {
 				s->sent = 1;
 				s->inflight = 1;
+				big_wanted = false;
 			}
-			if (!rc && s->sent && !s->inflight)
+			if (!rc && ((s->sent && !s->inflight) || (!s->sent && atomic_load(&stop_flag))))
 				if ((rc = submit(i, W_CLOSE, NULL, s->sb, NULL, 0)) == 0)
 					s->st = CLOSING;
 		}
@@ -317,21 +323,12 @@ static int reconnect(int why)
 	return -1;
 }
 
-static void add_big_slot(void)
-{
-	struct slot *n = realloc(slots, sizeof(*slots) * (size_t)(nslots + 1));
-	if (!n)
-		return;
-	slots = n;
-	slots[nslots++] = (struct slot){ .k = K_BIG, .st = IDLE };
-}
-
 static int run(void)
 {
-	nslots = opt.noop_slots + opt.real_slots;
+	nslots = opt.noop_slots + opt.real_slots + (opt.big_bytes > 0);
 	slots = calloc((size_t)nslots, sizeof(*slots));
 	for (int i = 0; i < nslots; i++)
-		slots[i].k = i < opt.noop_slots ? K_NOOP : K_REAL;
+		slots[i].k = i < opt.noop_slots ? K_NOOP : i < opt.noop_slots + opt.real_slots ? K_REAL : K_BIG;
 	struct rollout_connect_opts o = { .socket_path = opt.socket, .gpu = -1, .name = opt.name };
 	int rc = rollout_connect(&o, &C);
 	if (rc) {
@@ -342,7 +339,7 @@ static int run(void)
 	uint64_t drain_end = 0;
 	for (;;) {
 		if (atomic_exchange(&big_flag, 0))
-			add_big_slot();
+			big_wanted = true;
 		if ((rc = fill())) {
 			if (reconnect(rc))
 				break;
