@@ -17,8 +17,8 @@ sandbox (X) to an append-only file; afterwards the logs are checked:
   - malformed records: exactly one BAD_REQUEST each, or the trainer was disconnected;
   - afterwards: no lease, no session, no sandbox cgroup or process left.
 
-    history.py --build BUILD --trainer history_trainer [--faults a,b|all|none] [--long]
-               [--self-test] [--keep] [--check DIR]
+    history.py [--build BUILD] [--trainer history_trainer] [--faults a,b|all|none] [--long]
+               [--requests N] [--warm N] [--spacing S] [--self-test] [--keep]
 
 Faults: pool_kill_fast pool_kill_slow burst pool_stop rolloutd_kill trainer_kill malformed
 bigout. The last line is the summary:
@@ -710,6 +710,7 @@ def main():
     if a.self_test:
         ok = self_test(d, alive, fl.windows)
         rc = 0 if ok else 1
+        say("the run itself:")
     lost, dup, twice = summary(ck, faults)
     if not a.self_test:
         rc = 1 if ck.violations() else 0

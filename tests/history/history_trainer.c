@@ -66,8 +66,14 @@ static struct {
 	int noop_slots, real_slots, depth, steps, count, drain_ms, big_bytes;
 	double rate; /* noop execs per second, 0: as fast as possible */
 	uint64_t id_base;
-} opt = { .name = "c", .mode = "run", .noop_slots = 32, .real_slots = 4, .depth = 8, .steps = 5,
-	  .count = 80, .drain_ms = 15000 };
+} opt = { .name = "c",
+	  .mode = "run",
+	  .noop_slots = 32,
+	  .real_slots = 4,
+	  .depth = 8,
+	  .steps = 5,
+	  .count = 80,
+	  .drain_ms = 15000 };
 
 static FILE *logf_;
 
@@ -328,7 +334,9 @@ static int run(void)
 	nslots = opt.noop_slots + opt.real_slots + (opt.big_bytes > 0);
 	slots = calloc((size_t)nslots, sizeof(*slots));
 	for (int i = 0; i < nslots; i++)
-		slots[i].k = i < opt.noop_slots ? K_NOOP : i < opt.noop_slots + opt.real_slots ? K_REAL : K_BIG;
+		slots[i].k = i < opt.noop_slots                    ? K_NOOP
+			     : i < opt.noop_slots + opt.real_slots ? K_REAL
+								   : K_BIG;
 	struct rollout_connect_opts o = { .socket_path = opt.socket, .gpu = -1, .name = opt.name };
 	int rc = rollout_connect(&o, &C);
 	if (rc) {
@@ -497,10 +505,20 @@ static int raw_connect(struct raw *x)
 	return shm_reader_init(&x->r, &x->seg, SHM_CQ, &wc);
 }
 
-enum bad { B_NONE, B_RANDOM, B_TRUNCATED, B_ROOT_OFFSET, B_COMPLETION_BODY, B_NO_DISPATCH_ID,
-	   B_NO_ACTION, B_SCHEMA_VERSION, B_COUNT };
-static const char *bad_name[] = { "none",          "random",           "truncated",  "root_offset",
-				  "completion_body", "no_dispatch_id", "no_action", "schema_version" };
+enum bad {
+	B_NONE,
+	B_RANDOM,
+	B_TRUNCATED,
+	B_ROOT_OFFSET,
+	B_COMPLETION_BODY,
+	B_NO_DISPATCH_ID,
+	B_NO_ACTION,
+	B_SCHEMA_VERSION,
+	B_COUNT
+};
+static const char *bad_name[] = { "none",        "random",          "truncated",
+				  "root_offset", "completion_body", "no_dispatch_id",
+				  "no_action",   "schema_version" };
 
 /* Builds a record (a valid noop open when kind is B_NONE) into buf; returns its length. */
 static size_t build(uint8_t *buf, size_t cap, uint64_t rid, enum bad kind)
@@ -591,17 +609,19 @@ static int raw(void)
 			continue;
 		}
 		if (rc || rw_Message_verify(d, len)) {
-			LOG("E %s %" PRIu64 "\n", rc ? rollout_strerror(rc) : "bad completion record", now_ms());
+			LOG("E %s %" PRIu64 "\n", rc ? rollout_strerror(rc) : "bad completion record",
+			    now_ms());
 			break;
 		}
 		const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(d));
 		if (k) {
 			uint64_t rid = rw_Completion_request_id(k);
-			LOG("C %" PRIu64 " %s %d %" PRIu64 "\n", rid, rollout_status_name(rw_Completion_status(k)),
+			LOG("C %" PRIu64 " %s %d %" PRIu64 "\n", rid,
+			    rollout_status_name(rw_Completion_status(k)),
 			    rw_Completion_infra_failed(k) ? 1 : 0, now_ms());
 			pending--;
-			if (rid < opt.id_base + (uint64_t)opt.count * B_COUNT && (rid - opt.id_base) % B_COUNT == 0 &&
-			    ++got_valid == valid)
+			if (rid < opt.id_base + (uint64_t)opt.count * B_COUNT &&
+			    (rid - opt.id_base) % B_COUNT == 0 && ++got_valid == valid)
 				end = now_ms() + 3000 < end ? now_ms() + 3000 : end;
 		}
 		shm_reader_release(&x.r);
@@ -625,30 +645,57 @@ static int raw(void)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "socket", 1, 0, 's' }, { "log", 1, 0, 'l' },   { "name", 1, 0, 'n' },
-		{ "mode", 1, 0, 'm' },   { "noop", 1, 0, 'N' },  { "real", 1, 0, 'R' },
-		{ "depth", 1, 0, 'd' },  { "steps", 1, 0, 'k' }, { "count", 1, 0, 'c' },
-		{ "rate", 1, 0, 'r' },   { "id-base", 1, 0, 'b' }, { "drain-ms", 1, 0, 'D' },
+		{ "socket", 1, 0, 's' },    { "log", 1, 0, 'l' },     { "name", 1, 0, 'n' },
+		{ "mode", 1, 0, 'm' },      { "noop", 1, 0, 'N' },    { "real", 1, 0, 'R' },
+		{ "depth", 1, 0, 'd' },     { "steps", 1, 0, 'k' },   { "count", 1, 0, 'c' },
+		{ "rate", 1, 0, 'r' },      { "id-base", 1, 0, 'b' }, { "drain-ms", 1, 0, 'D' },
 		{ "big-bytes", 1, 0, 'B' }, { 0, 0, 0, 0 },
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
-		case 's': opt.socket = optarg; break;
-		case 'l': opt.log = optarg; break;
-		case 'n': opt.name = optarg; break;
-		case 'm': opt.mode = optarg; break;
-		case 'N': opt.noop_slots = atoi(optarg); break;
-		case 'R': opt.real_slots = atoi(optarg); break;
-		case 'd': opt.depth = atoi(optarg); break;
-		case 'k': opt.steps = atoi(optarg); break;
-		case 'c': opt.count = atoi(optarg); break;
-		case 'r': opt.rate = atof(optarg); break;
-		case 'b': opt.id_base = strtoull(optarg, NULL, 0); break;
-		case 'D': opt.drain_ms = atoi(optarg); break;
-		case 'B': opt.big_bytes = atoi(optarg); break;
+		case 's':
+			opt.socket = optarg;
+			break;
+		case 'l':
+			opt.log = optarg;
+			break;
+		case 'n':
+			opt.name = optarg;
+			break;
+		case 'm':
+			opt.mode = optarg;
+			break;
+		case 'N':
+			opt.noop_slots = atoi(optarg);
+			break;
+		case 'R':
+			opt.real_slots = atoi(optarg);
+			break;
+		case 'd':
+			opt.depth = atoi(optarg);
+			break;
+		case 'k':
+			opt.steps = atoi(optarg);
+			break;
+		case 'c':
+			opt.count = atoi(optarg);
+			break;
+		case 'r':
+			opt.rate = atof(optarg);
+			break;
+		case 'b':
+			opt.id_base = strtoull(optarg, NULL, 0);
+			break;
+		case 'D':
+			opt.drain_ms = atoi(optarg);
+			break;
+		case 'B':
+			opt.big_bytes = atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: history_trainer --socket S --log F [--mode run|burst|raw] ...\n");
+			fprintf(stderr,
+				"usage: history_trainer --socket S --log F [--mode run|burst|raw] ...\n");
 			return 2;
 		}
 	}
