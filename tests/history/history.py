@@ -351,6 +351,13 @@ class Check:
     def add(self, kind, trainer, rid, detail=""):
         self.v[kind].append((trainer, rid, detail))
 
+    def blame_lost(self, t):
+        """A request never answered: the fault around its submit, else the first one that
+        fired while it waited (within 10 s), else the last one before it."""
+        hit = [w["name"] for w in self.windows if w["t0"] <= t <= w["t1"]]
+        nxt = [w for w in self.windows if t < w["t0"] <= t + 10000]
+        return hit or ([nxt[0]["name"]] if nxt else self.faults_at(t, t))
+
     def faults_at(self, t0, t1):
         """Faults whose window overlaps [t0, t1]; else the last one that fired before t0."""
         hit = [w["name"] for w in self.windows if t0 <= w["t1"] and t1 >= w["t0"]]
@@ -437,7 +444,7 @@ class Check:
                 self.excused_kill += 1
             else:
                 self.add("lost", name, rid, f"{r.action} sb={r.sb} submitted {r.t} "
-                                            f"faults={self.faults_at(r.t, r.t)}{' (trainer hung)' if hung else ''}")
+                                            f"faults={self.blame_lost(r.t)}{' (trainer hung)' if hung else ''}")
         # Steps: executed at most once, only when sent, in their own sandbox; OK means executed.
         for rid, sbs in execs.items():
             self.executed += 1
@@ -546,6 +553,12 @@ def after_checks(cl, ck, clean):
             break
         time.sleep(0.2)
     say(f"afterwards: pool leased sandboxes {leased}, rolloutd sessions {sessions}")
+    if pm and rm:
+        say("  (last daemons) pool: duplicate dispatches {:.0f}, refused {:.0f}, leases expired {:.0f}; "
+            "rolloutd: refused records {:.0f}".format(pm.get("rollout_pool_duplicate_dispatches_total", -1),
+                                                     pm.get("rollout_pool_refused_total", -1),
+                                                     pm.get("rollout_pool_leases_expired_total", -1),
+                                                     rm.get("rolloutd_refused_records_total", -1)))
     if leased != 0:
         ck.add("lease left after the trainers detached", "pool", 0, f"rollout_pool_leased_sandboxes {leased}")
     if sessions != 0:

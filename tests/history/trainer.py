@@ -156,6 +156,7 @@ async def run_async(a):
         client._next_id = next_id
         LOG.w(f"K {now_ms()}")
         broken = asyncio.Event()
+        why = []
 
         async def episodes(k):
             n = 0
@@ -193,7 +194,7 @@ async def run_async(a):
                 LOG.flush()
                 rc = lib().rollout_wait(client._handle, 0)
                 if rc and rc != -errno.ETIMEDOUT:
-                    LOG.w(f"E {rollout._strerror(rc)} {now_ms()}")
+                    why.append(rollout._strerror(rc))
                     broken.set()
                 elif rc == 0:
                     client._dispatch()
@@ -209,6 +210,10 @@ async def run_async(a):
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if why:
+                # Logged only now that nothing more can be submitted on this connection:
+                # the E line excuses exactly the requests sent on it.
+                LOG.w(f"E {why[0].replace(' ', '_')} {now_ms()}")
             done_all.cancel()
             if not broken.is_set():
                 client._dispatch()
