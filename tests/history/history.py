@@ -18,7 +18,7 @@ sandbox (X) to an append-only file; afterwards the logs are checked:
   - afterwards: no lease, no session, no sandbox cgroup or process left.
 
     history.py [--build BUILD] [--trainer history_trainer] [--faults a,b|all|none] [--long]
-               [--requests N] [--warm N] [--spacing S] [--self-test] [--keep]
+               [--requests N] [--warm N] [--spacing S] [--self-test] [--keep] [--check DIR]
 
 Faults: pool_kill_fast pool_kill_slow burst pool_stop rolloutd_kill trainer_kill malformed
 bigout. The last line is the summary:
@@ -652,6 +652,7 @@ def main():
     ap.add_argument("--requests", type=int, help="requests to reach before stopping (100000; --long 1000000)")
     ap.add_argument("--self-test", action="store_true", help="inject violations into the logs; they must be found")
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
+    ap.add_argument("--check", metavar="DIR", help="only check the logs an earlier run kept in DIR")
     ap.add_argument("--warm", type=int, default=WARM, help="warm sandboxes of the default profile (burst: 10x)")
     ap.add_argument("--spacing", type=float, default=9.0, help="seconds between faults")
     a = ap.parse_args()
@@ -662,6 +663,16 @@ def main():
     for f in faults:
         if f not in ALL_FAULTS:
             ap.error(f"unknown fault {f}")
+    if a.check:
+        # Check the logs of an earlier run again (kept with --keep or after a failure).
+        with open(os.path.join(a.check, "run.json")) as f:
+            run = json.load(f)
+        ts = {n: FakeT(n, os.path.join(a.check, os.path.basename(t["log"])), t["killed"], t["hung"])
+              for n, t in run["trainers"].items()}
+        ck = check_logs(a.check, run["windows"], ts, run["faults"])
+        fault_details(ck, run["windows"], ts)
+        summary(ck, run["faults"])
+        return 1 if ck.violations() else 0
     target = a.requests or (1000000 if a.long else 100000)
     if os.geteuid() != 0:
         say("history: rollout-pool needs root (namespaces, cgroups); skipping")
@@ -714,6 +725,9 @@ def main():
     for t in alive.values():
         if t.p.returncode not in (0, None) and not t.killed:
             say(f"trainer {t.name} exited with {t.p.returncode}: {open(t.log + '.out').read()[-400:]}")
+    with open(os.path.join(d, "run.json"), "w") as f:
+        json.dump({"windows": fl.windows, "faults": faults,
+                   "trainers": {n: {"log": t.log, "killed": t.killed, "hung": t.hung} for n, t in alive.items()}}, f)
     ck = check_logs(d, fl.windows, alive, faults)
     after_checks(cl, ck, True)
     say("faults:")

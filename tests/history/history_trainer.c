@@ -161,6 +161,8 @@ static int submit(int slot, enum what w, const char *profile, uint64_t sb, const
 {
 	uint64_t rid = next_rid;
 	int rc;
+	if (npend > TBL / 4 * 3)
+		return -EAGAIN; /* requests never answered fill the table: stop adding, keep reading */
 	if (w == W_OPEN) {
 		rc = rollout_open(C, rid, profile, 0);
 	} else if (w == W_CLOSE) {
