@@ -308,8 +308,10 @@ class Faults:
         return t
 
     def burst(self):
+        # Each burst is its own trainer (log and request ids), --long repeats it.
         t0 = now_ms()
-        t = self._extra("c-burst", 6, "--mode", "burst", "--count", str(10 * WARM))
+        n = sum(1 for k in self.extra if k.startswith("c-burst"))
+        t = self._extra(f"c-burst-{n + 1}", 8 + n, "--mode", "burst", "--count", str(10 * WARM))
         try:
             t.p.wait(timeout=45)
             note = f"{10 * WARM} opens at once (warm {WARM}), held until all answered, then closed; trainer exited {t.p.returncode}"
@@ -534,8 +536,9 @@ def fault_details(ck, windows, trainers):
                 nafter = len(later)
                 say(f"    big exec rid {rid}: {[x[0] for x in c] if c else 'NO completion'}; "
                     f"{after} of {nafter} later requests of c-big completed")
-        if w["name"] == "burst" and "c-burst" in ck.per:
-            p = ck.per["c-burst"]
+        if w["name"] == "burst":
+            bursts = [n for n in ck.per if n.startswith("c-burst")]
+            p = ck.per[bursts[sum(1 for x in windows[:windows.index(w)] if x["name"] == "burst")]]
             opens = [p["comps"].get(rid) for rid, r in p["sent_list"].items() if r.action.startswith("open")]
             say(f"    burst opens: {dict(collections.Counter(c[0][0] if c else 'none' for c in opens))}")
 
@@ -559,10 +562,14 @@ def after_checks(cl, ck, clean):
                                                      pm.get("rollout_pool_refused_total", -1),
                                                      pm.get("rollout_pool_leases_expired_total", -1),
                                                      rm.get("rolloutd_refused_records_total", -1)))
-    if leased != 0:
-        ck.add("lease left after the trainers detached", "pool", 0, f"rollout_pool_leased_sandboxes {leased}")
-    if sessions != 0:
-        ck.add("session left after the trainers detached", "rolloutd", 0, f"rolloutd_sessions {sessions}")
+    if pm is None:
+        ck.add("pool not serving at the end", "pool", 0, f"no /metrics (exit status {cl.pool.poll()})")
+    elif leased != 0:
+        ck.add("lease left after the trainers detached", "pool", 0, f"gauge rollout_pool_leased_sandboxes {leased}")
+    if rm is None:
+        ck.add("rolloutd not serving at the end", "rolloutd", 0, f"no /metrics (exit status {cl.rd.poll()})")
+    elif sessions != 0:
+        ck.add("session left after the trainers detached", "rolloutd", 0, f"gauge rolloutd_sessions {sessions}")
     t0 = time.monotonic()
     cl.kill(cl.rd, signal.SIGTERM)
     cl.kill(cl.pool, signal.SIGTERM)
@@ -573,10 +580,16 @@ def after_checks(cl, ck, clean):
         time.sleep(0.2)
     cg, procs = cl.sbx_cgroups(), cl.sbx_processes()
     say(f"afterwards: {len(cg)} sandbox cgroups, {len(procs)} sandbox processes left")
-    for c in cg[:12]:
-        ck.add("sandbox cgroup left", "pool", 0, c)
-    for p in procs[:12]:
-        ck.add("sandbox process left", "pool", p, "")
+    for c in cg:
+        ck.add("sandbox cgroup left", "pool", 0, f"cgroup {c}")
+    for p in procs:
+        ck.add("sandbox process left", "pool", p, "process")
+    # Reported above; now removed (they are empty) so a failed run leaves nothing behind.
+    for c in cg:
+        try:
+            os.rmdir(c)
+        except OSError:
+            pass
     for ctl in ("pids", "memory", "cpu", "cpu,cpuacct"):
         try:
             os.rmdir(f"/sys/fs/cgroup/{ctl}/{cl.group}")
