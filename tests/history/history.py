@@ -545,7 +545,7 @@ def fault_details(ck, windows, trainers):
 
 def after_checks(cl, ck, clean):
     """No lease, session, sandbox cgroup or process left."""
-    end = time.monotonic() + 15
+    end = time.monotonic() + 10
     leased = sessions = None
     while time.monotonic() < end:
         pm, rm = metrics(cl.port + 2), metrics(cl.port + 1)
@@ -667,7 +667,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
     ap.add_argument("--check", metavar="DIR", help="only check the logs an earlier run kept in DIR")
     ap.add_argument("--warm", type=int, default=WARM, help="warm sandboxes of the default profile (burst: 10x)")
-    ap.add_argument("--spacing", type=float, default=9.0, help="seconds between faults")
+    ap.add_argument("--spacing", type=float, default=8.0, help="seconds between faults")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     WARM = a.warm
