@@ -47,6 +47,25 @@ static void warm_remove(struct profile_state *ps, struct box *b)
 	}
 }
 
+static void creating_remove(struct pool *p, struct box *b)
+{
+	struct box **pp = &p->creating_head;
+	while (*pp && *pp != b)
+		pp = &(*pp)->cnext;
+	if (*pp)
+		*pp = b->cnext;
+	b->cnext = NULL;
+}
+
+static void creating_append(struct pool *p, struct box *b)
+{
+	struct box **pp = &p->creating_head;
+	while (*pp)
+		pp = &(*pp)->cnext;
+	*pp = b;
+	b->cnext = NULL;
+}
+
 /* Asks the zygote, and watches its socket for room when the request had to wait. */
 static int zygote_request(struct pool *p, uint32_t op, uint32_t profile, uint64_t id)
 {
@@ -82,9 +101,10 @@ void box_kill(struct pool *p, struct box *b, int cur_status, int rest_status, bo
 		if (b->owner)
 			b->owner->boxes--;
 	}
-	if (b->state == BOX_CREATING) {
+	if (b->state == BOX_CREATING && ps->sp.type != SBX_NOOP) {
 		ps->creating--;
 		p->zy_inflight--;
+		creating_remove(p, b);
 	}
 	ps->total--;
 	if (b->watched)
@@ -200,9 +220,13 @@ static int start_create(struct pool *p, int profile)
 			free(b);
 			return rc;
 		}
-		b->deadline = rollout__now_ns() + ROLLOUT_MS(p->cfg->create_timeout_ms);
+		uint64_t now = rollout__now_ns();
+		b->deadline = now + ROLLOUT_MS(p->cfg->create_timeout_ms);
+		if (!p->creating_head)
+			p->zy_progress = now; /* the zygote had nothing to do until now */
 		ps->creating++;
 		p->zy_inflight++;
+		creating_append(p, b);
 	}
 	ps->total++;
 	size_t h = bucket(b->s.id);
@@ -264,7 +288,14 @@ static void creation_failed(struct pool *p, struct box *b, int err, const char *
 
 static void on_answer(struct pool *p, const struct zy_resp *r, int fd, int pidfd)
 {
+	p->zy_progress = rollout__now_ns();
 	struct box *b = box_find(p, r->id);
+	/* Creations asked for before this one and still unanswered never will be. */
+	if (b && b->state == BOX_CREATING)
+		while (p->creating_head && p->creating_head != b) {
+			pool_metrics_create_timeout(p->m);
+			creation_failed(p, p->creating_head, -ENODATA, "sandbox creation answer lost");
+		}
 	if (!b || b->state != BOX_CREATING) {
 		/* Late (its creation timed out) or unknown: nobody wants it. */
 		if (fd >= 0)
@@ -282,6 +313,7 @@ static void on_answer(struct pool *p, const struct zy_resp *r, int fd, int pidfd
 	}
 	ps->creating--;
 	p->zy_inflight--;
+	creating_remove(p, b);
 	/* Init's death shows as EOF on its socket; the zygote keeps the pidfd to kill it, and
 	 * one descriptor per sandbox here keeps 10k sandboxes possible. */
 	if (pidfd >= 0)
@@ -300,6 +332,7 @@ static void on_answer(struct pool *p, const struct zy_resp *r, int fd, int pidfd
 		/* Counted as a creation that failed: the state is CREATING again until killed. */
 		ps->creating++;
 		p->zy_inflight++;
+		creating_append(p, b);
 		creation_failed(p, b, rc, "cannot watch a new sandbox");
 		return;
 	}
@@ -341,6 +374,10 @@ static void overdue(struct pool *p, struct box *b, void *arg)
 	if (!b->deadline || now <= b->deadline)
 		return;
 	if (b->state == BOX_CREATING) {
+		/* Only while the zygote makes no progress at all: a busy zygote working through
+		 * the creations before this one is not a lost answer. */
+		if (now - p->zy_progress <= ROLLOUT_MS(p->cfg->create_timeout_ms))
+			return;
 		pool_metrics_create_timeout(p->m);
 		creation_failed(p, b, -ETIMEDOUT, "sandbox creation timed out");
 	} else if (b->cur) {

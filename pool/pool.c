@@ -293,8 +293,10 @@ fail:
 
 int pool_run(struct pool *p, atomic_int *stop, char *err, size_t errsz)
 {
-	RLOG(RLOG_INFO, "pool serving", "listen=%s profiles=%zu cgroups=v%d version=%s", p->cfg->listen,
-	     p->nprof, p->rt.cgroups ? p->rt.cg.version : 0, ROLLOUT_VERSION_STRING);
+	char listen[300];
+	RLOG(RLOG_INFO, "pool serving", "listen=\"%s\" profiles=%zu cgroups=v%d version=%s",
+	     rlog_esc(listen, sizeof(listen), p->cfg->listen), p->nprof, p->rt.cgroups ? p->rt.cg.version : 0,
+	     ROLLOUT_VERSION_STRING);
 	for (size_t i = 0; i < p->nprof; i++)
 		box_refill(p, (int)i);
 	uint64_t drain_until = 0;

@@ -73,6 +73,7 @@ struct box {
 	uint64_t oom_seen;
 	struct box *hnext; /* id hash chain */
 	struct box *wnext; /* warm list of its profile */
+	struct box *cnext; /* creations in flight, in the order they were asked for */
 };
 
 struct profile_state {
@@ -106,6 +107,12 @@ struct pool {
 	int failed; /* negative: the pool cannot go on (zygote gone) */
 	char why[256];
 	uint32_t inflight, zy_inflight;
+	/* Creations asked of the zygote and not answered, oldest first (at most
+	 * POOL_ZY_INFLIGHT), and when the zygote last answered: it answers in order, so an
+	 * answer overtaking an older creation means that one's answer was lost, and a zygote
+	 * that answers nothing for create_timeout_ms while creations wait is stuck. */
+	struct box *creating_head;
+	uint64_t zy_progress;
 	struct pool_metrics *m;
 	uint8_t *build;
 	size_t build_cap;

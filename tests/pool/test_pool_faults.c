@@ -307,12 +307,14 @@ static void test_slow_sandbox_does_not_stall(void **state)
 	usleep(300000);
 	uint64_t t0 = now_ms();
 	struct pc_result r;
-	assert_int_equal(pc_exec(&c, other, "echo quick", NULL, NULL, 0, 5000, 0, &r, 3000), 0);
+	/* Blocked behind the stopped sandbox, this would wait until SIGCONT; served, it takes
+	 * milliseconds (a loaded 2-core CI box: well under a second). */
+	assert_int_equal(pc_exec(&c, other, "echo quick", NULL, NULL, 0, 5000, 0, &r, 6000), 0);
 	uint64_t took = now_ms() - t0;
 	kill(pids[0], SIGCONT);
 	assert_true(out_has(&r, "quick"));
 	print_message("exec beside a stopped sandbox: %llu ms\n", (unsigned long long)took);
-	assert_true(took < 1000);
+	assert_true(took < 2500);
 	assert_int_equal(pc_wait(&c, 9001, &r, 10000), 0);
 	assert_int_equal(r.status, 0);
 	pc_close(&c);
