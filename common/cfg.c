@@ -203,6 +203,25 @@ int cfg_load(const char *path, const cyaml_schema_value_t *schema, void **doc, c
 	return 0;
 }
 
+int cfg_load_section(const char *path, const cyaml_schema_value_t *schema, size_t offset, const char *name,
+		     void **doc, void **section, char *err, size_t errsz)
+{
+	*section = NULL;
+	int rc = cfg_load(path, schema, doc, err, errsz);
+	if (rc)
+		return rc;
+	void *sec = *doc ? *(void **)((char *)*doc + offset) : NULL;
+	if (!sec) {
+		cfg_free(schema, *doc);
+		*doc = NULL;
+		char what[64];
+		snprintf(what, sizeof(what), "no %s: section", name);
+		return cfg_fail(err, errsz, path, name, 0, "%s", what);
+	}
+	*section = sec;
+	return 0;
+}
+
 void cfg_free(const cyaml_schema_value_t *schema, void *doc)
 {
 	if (doc)

@@ -45,16 +45,21 @@ struct cfg_key {
 
 #define CFG_KEY_ROW(S, T, name, def, lo, hi, extra, doc) \
 	{ #name, CFG_##T, offsetof(S, name), CFG__COUNT_##T(S, name), def, lo, hi, doc },
-#define CFG__COUNT_STR(S, name) 0
-#define CFG__COUNT_U32(S, name) 0
-#define CFG__COUNT_MAP(S, name) 0
+#define CFG__COUNT_STR(S, name)  0
+#define CFG__COUNT_U32(S, name)  0
+#define CFG__COUNT_MAP(S, name)  0
 #define CFG__COUNT_ENUM(S, name) 0
-#define CFG__COUNT_SEQ(S, name) offsetof(S, name##_count)
+#define CFG__COUNT_SEQ(S, name)  offsetof(S, name##_count)
 
 /* Checks that path is a non-empty regular file and loads it against schema. On failure
  * returns -EINVAL (or -errno) and writes "PATH: what[: cyaml's detail with line]" to err. */
 int cfg_load(const char *path, const cyaml_schema_value_t *schema, void **doc, char *err, size_t errsz);
 void cfg_free(const cyaml_schema_value_t *schema, void *doc);
+/* cfg_load, then the daemon's own section: *section is the mapping pointer found at
+ * offset in the document (refused with "no NAME: section" when absent, as in a file of
+ * comments only). On success the caller owns *doc. */
+int cfg_load_section(const char *path, const cyaml_schema_value_t *schema, size_t offset, const char *name,
+		     void **doc, void **section, char *err, size_t errsz);
 
 /* Fills defaults into obj and checks ranges, for the rows of one section (section names
  * the mapping in messages, e.g. "rolloutd" or "pool.profiles[2]"). 0 or -EINVAL with err. */

@@ -134,7 +134,12 @@ int daemon_main(int argc, char **argv, const struct daemon_spec *s)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	rc = s->run(cfg, &stop_flag, err, sizeof(err));
+	void *d = NULL;
+	rc = s->create(&d, cfg, err, sizeof(err));
+	if (!rc) {
+		rc = s->serve(d, &stop_flag, err, sizeof(err));
+		s->destroy(d);
+	}
 	if (rc) {
 		/* A non-zero status, so a service manager's restart-on-failure restarts us. */
 		fprintf(stderr, "%s: %s\n", s->prog, err[0] ? err : "failed");

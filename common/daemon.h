@@ -22,9 +22,12 @@ struct daemon_spec {
 	void (*reference)(FILE *f);
 	/* Whether the loaded config turns CURVE on (then libzmq must have it). */
 	bool (*wants_curve)(const void *cfg);
-	/* Serves until *stop becomes non-zero. 0 after a clean stop; negative with err when
-	 * the daemon could not start or failed while serving. */
-	int (*run)(void *cfg, atomic_int *stop, char *err, size_t errsz);
+	/* The daemon's life: create from the config (negative with err when it cannot start),
+	 * serve until *stop becomes non-zero (0 after a clean stop, negative with err when it
+	 * failed), destroy. */
+	int (*create)(void **daemon, void *cfg, char *err, size_t errsz);
+	int (*serve)(void *daemon, atomic_int *stop, char *err, size_t errsz);
+	void (*destroy)(void *daemon);
 	/* Extra long options and their handler (returns 0, or 2 for a usage error). */
 	const struct option *extra;
 	int (*extra_opt)(int id, const char *arg);
@@ -32,6 +35,38 @@ struct daemon_spec {
 	 * instead of serving (rolloutd --plan). May be NULL. */
 	int (*instead)(void *cfg);
 };
+
+/* The glue of a daemon whose functions are CFGPREFIX_load(path, struct CFGTYPE **, err,
+ * errsz), CFGPREFIX_free(cfg), PREFIX_create(struct TYPE **, cfg, err, errsz),
+ * PREFIX_run(struct TYPE *, atomic_int *, err, errsz) and PREFIX_destroy(struct TYPE *):
+ * defines daemon_load, daemon_free_cfg, daemon_create, daemon_serve and daemon_destroy for
+ * its spec. */
+#define DAEMON_LIFECYCLE(PREFIX, TYPE, CFGPREFIX, CFGTYPE)                            \
+	static int daemon_load(const char *path, void **cfg, char *err, size_t errsz) \
+	{                                                                             \
+		return CFGPREFIX##_load(path, (struct CFGTYPE **)cfg, err, errsz);    \
+	}                                                                             \
+	static void daemon_free_cfg(void *cfg)                                        \
+	{                                                                             \
+		CFGPREFIX##_free(cfg);                                                \
+	}                                                                             \
+	static int daemon_create(void **d, void *cfg, char *err, size_t errsz)        \
+	{                                                                             \
+		return PREFIX##_create((struct TYPE **)d, cfg, err, errsz);           \
+	}                                                                             \
+	static int daemon_serve(void *d, atomic_int *stop, char *err, size_t errsz)   \
+	{                                                                             \
+		return PREFIX##_run(d, stop, err, errsz);                             \
+	}                                                                             \
+	static void daemon_destroy(void *d)                                           \
+	{                                                                             \
+		PREFIX##_destroy(d);                                                  \
+	}
+
+/* The spec's fields DAEMON_LIFECYCLE defined. */
+#define DAEMON_GLUE                                                                                       \
+	.load = daemon_load, .free_cfg = daemon_free_cfg, .create = daemon_create, .serve = daemon_serve, \
+	.destroy = daemon_destroy
 
 /* The whole main() of a daemon. */
 int daemon_main(int argc, char **argv, const struct daemon_spec *spec);

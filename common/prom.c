@@ -1,6 +1,8 @@
 /* Prometheus text exposition helpers (see prom.h). */
 #include "prom.h"
 
+#include "rollout_version.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,4 +98,10 @@ char *prom_out_take(struct prom_out *o, size_t *len)
 	char *b = o->buf;
 	o->buf = NULL;
 	return b;
+}
+
+void prom_build_info(struct prom_out *o, const char *name, const char *help)
+{
+	prom_head(o, name, "gauge", help);
+	prom_printf(o, "%s{version=\"%s\"} 1\n", name, ROLLOUT_VERSION_STRING);
 }

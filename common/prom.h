@@ -40,6 +40,8 @@ void prom_printf(struct prom_out *o, const char *fmt, ...) __attribute__((format
 void prom_head(struct prom_out *o, const char *name, const char *type, const char *help);
 /* One series of a histogram family whose head was written: labels is "" or `k="v",...`. */
 void prom_hist_series(struct prom_out *o, const char *name, const char *labels, const struct prom_hist *h);
+/* NAME{version="..."} 1, with its head: which build is running. */
+void prom_build_info(struct prom_out *o, const char *name, const char *help);
 /* The text (caller frees) and its length, or NULL when anything failed. */
 char *prom_out_take(struct prom_out *o, size_t *len);
 

@@ -152,3 +152,28 @@ void promhttp_stop(struct promhttp *h)
 	MHD_stop_daemon(h->mhd);
 	free(h);
 }
+
+int promhttp_object_new(void **obj, size_t size, const char *addr, promhttp_render_fn render)
+{
+	*obj = NULL;
+	if (size < sizeof(struct promhttp *))
+		return -EINVAL;
+	void *o = calloc(1, size);
+	if (!o)
+		return -ENOMEM;
+	int rc = addr ? promhttp_start((struct promhttp **)o, addr, render, NULL, o) : 0;
+	if (rc) {
+		free(o);
+		return rc;
+	}
+	*obj = o;
+	return 0;
+}
+
+void promhttp_object_free(void *obj)
+{
+	if (!obj)
+		return;
+	promhttp_stop(*(struct promhttp **)obj);
+	free(obj);
+}

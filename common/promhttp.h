@@ -24,4 +24,11 @@ int promhttp_start(struct promhttp **out, const char *addr, promhttp_render_fn r
 /* Stops the thread and frees h; NULL is fine. */
 void promhttp_stop(struct promhttp *h);
 
+/* A daemon's metrics object: calloc'ed with `size` bytes whose first member is the
+ * `struct promhttp *` of its endpoint, which serves addr (none when addr is NULL) with
+ * render(obj). 0 and *obj, or a negative code and nothing allocated. */
+int promhttp_object_new(void **obj, size_t size, const char *addr, promhttp_render_fn render);
+/* Stops the object's endpoint and frees it; NULL is fine. */
+void promhttp_object_free(void *obj);
+
 #endif

@@ -25,6 +25,18 @@ static inline uint64_t rollout__mix64(uint64_t v)
 	return v;
 }
 
+/* Appends item to a singly linked FIFO kept as head and tail pointers (next is the link
+ * field's name). */
+#define ROLLOUT_FIFO_APPEND(head, tail, item, next) \
+	do {                                        \
+		(item)->next = NULL;                \
+		if (tail)                           \
+			(tail)->next = (item);      \
+		else                                \
+			(head) = (item);            \
+		(tail) = (item);                    \
+	} while (0)
+
 #define ROLLOUT_MS(ms) ((uint64_t)(ms)*1000000ull)
 
 #endif

@@ -127,20 +127,18 @@ static int check(struct rd_cfg *c, const char *path, char *err, size_t errsz)
 int rd_config_load(const char *path, struct rd_cfg **out, char *err, size_t errsz)
 {
 	struct rd_doc *d = NULL;
+	struct rd_cfg *c = NULL;
 	*out = NULL;
-	int rc = cfg_load(path, &doc_schema, (void **)&d, err, errsz);
+	int rc = cfg_load_section(path, &doc_schema, offsetof(struct rd_doc, rolloutd), "rolloutd",
+				  (void **)&d, (void **)&c, err, errsz);
 	if (rc)
 		return rc;
-	if (!d || !d->rolloutd) { /* a file of comments only is an empty document */
-		cfg_free(&doc_schema, d);
-		return cfg_fail(err, errsz, path, "rolloutd", 0, "no rolloutd: section");
-	}
-	if ((rc = check(d->rolloutd, path, err, errsz))) {
+	if ((rc = check(c, path, err, errsz))) {
 		cfg_free(&doc_schema, d);
 		return rc;
 	}
-	d->rolloutd->_doc = d;
-	*out = d->rolloutd;
+	c->_doc = d;
+	*out = c;
 	return 0;
 }
 

@@ -85,16 +85,6 @@ static int instead(void *cfg)
 	return opts.plan ? print_plan(cfg) : -1;
 }
 
-static int load(const char *path, void **cfg, char *err, size_t errsz)
-{
-	return rd_config_load(path, (struct rd_cfg **)cfg, err, errsz);
-}
-
-static void free_cfg(void *cfg)
-{
-	rd_config_free(cfg);
-}
-
 static void describe(const void *p, FILE *f)
 {
 	const struct rd_cfg *c = p;
@@ -107,16 +97,7 @@ static bool wants_curve(const void *p)
 	return ((const struct rd_cfg *)p)->curve_secret_key != NULL;
 }
 
-static int run(void *cfg, atomic_int *stop, char *err, size_t errsz)
-{
-	struct rd *d;
-	int rc = rd_create(&d, cfg, err, errsz);
-	if (rc)
-		return rc;
-	rc = rd_run(d, stop, err, errsz);
-	rd_destroy(d);
-	return rc;
-}
+DAEMON_LIFECYCLE(rd, rd, rd_config, rd_cfg)
 
 int main(int argc, char **argv)
 {
@@ -131,12 +112,10 @@ int main(int argc, char **argv)
 		    "       rolloutd --plan --config FILE [--topology FILE.xml | --synthetic DESC] [--json]\n"
 		    "Takes rollout requests from trainers (librollout) through shared-memory rings and\n"
 		    "pipelines them to rollout-pool daemons. SIGTERM drains in-flight work and exits.\n",
-		.load = load,
-		.free_cfg = free_cfg,
+		DAEMON_GLUE,
 		.describe = describe,
 		.reference = rd_config_reference,
 		.wants_curve = wants_curve,
-		.run = run,
 		.extra = extra,
 		.extra_opt = extra_opt,
 		.instead = instead,

@@ -16,7 +16,7 @@
 #define MAXPOOL 64
 
 struct rd_metrics {
-	struct promhttp *http;
+	struct promhttp *http; /* first: see promhttp_object_new */
 	uint32_t nshards;
 	uint64_t requests[NKIND], completions[NKIND][NSTATUS], refused, attach_refused;
 	int64_t backlog, trainers;
@@ -114,8 +114,7 @@ char *rd_metrics_render(struct rd_metrics *m, size_t *len)
 {
 	struct prom_out o;
 	prom_out_init(&o);
-	prom_head(&o, "rolloutd_build_info", "gauge", "The running version (value 1).");
-	prom_printf(&o, "rolloutd_build_info{version=\"%s\"} 1\n", ROLLOUT_VERSION_STRING);
+	prom_build_info(&o, "rolloutd_build_info", "The running version (value 1).");
 	prom_head(&o, "rolloutd_requests_total", "counter", "Requests read from trainer rings, by action.");
 	for (int k = 1; k < 6; k++)
 		prom_printf(&o, "rolloutd_requests_total{action=\"%s\"} %llu\n", kind_name(k),
@@ -169,23 +168,13 @@ static char *render(void *arg, size_t *len)
 
 int rd_metrics_start(struct rd_metrics **out, const char *addr, uint32_t nshards)
 {
-	struct rd_metrics *m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	m->nshards = nshards > MAXSH ? MAXSH : nshards;
-	int rc = addr ? promhttp_start(&m->http, addr, render, NULL, m) : 0;
-	if (rc) {
-		free(m);
-		return rc;
-	}
-	*out = m;
-	return 0;
+	int rc = promhttp_object_new((void **)out, sizeof(**out), addr, render);
+	if (!rc)
+		(*out)->nshards = nshards > MAXSH ? MAXSH : nshards;
+	return rc;
 }
 
 void rd_metrics_stop(struct rd_metrics *m)
 {
-	if (!m)
-		return;
-	promhttp_stop(m->http);
-	free(m);
+	promhttp_object_free(m);
 }

@@ -81,11 +81,10 @@ static int place(struct rd *d, char *err, size_t errsz)
 
 int rd_create(struct rd **out, const struct rd_cfg *cfg, char *err, size_t errsz)
 {
-	struct rd *d = calloc(1, sizeof(*d));
+	struct rd *d = malloc(sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->cfg = cfg;
-	d->epoch = rollout__now_ns() ^ ((uint64_t)getpid() << 40);
+	*d = (struct rd){ .cfg = cfg, .epoch = rollout__now_ns() ^ ((uint64_t)getpid() << 40) };
 	d->nshards = cfg->shards;
 	int rc = -ENOMEM;
 	d->shards = calloc(d->nshards, sizeof(*d->shards));

@@ -96,11 +96,7 @@ static enum router_verdict submit_open(struct router *r, struct rt_client *c, ui
 		};
 		snprintf(w->profile, sizeof(w->profile), "%s", profile);
 		memcpy(w->msg, rec, len);
-		if (r->wtail)
-			r->wtail->next = w;
-		else
-			r->whead = w;
-		r->wtail = w;
+		ROLLOUT_FIFO_APPEND(r->whead, r->wtail, w, next);
 		r->nwait++;
 		c->inflight++;
 		r->ops->on_request(r->ctx, rw_Action_Open);

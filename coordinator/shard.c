@@ -380,8 +380,9 @@ int shard_start(struct shard *s, atomic_int *stop)
 
 void shard_join(struct shard *s)
 {
-	if (s->started)
-		pthread_join(s->th, NULL);
+	if (!s->started)
+		return;
+	pthread_join(s->th, NULL);
 	s->started = false;
 }
 

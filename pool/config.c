@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -177,14 +178,11 @@ int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t 
 {
 	*out = NULL;
 	struct pool_file *f = NULL;
-	int r = cfg_load(path, &file_schema, (void **)&f, err, errsz);
+	struct pool_cfg *c = NULL;
+	int r = cfg_load_section(path, &file_schema, offsetof(struct pool_file, pool), "pool", (void **)&f,
+				 (void **)&c, err, errsz);
 	if (r)
 		return r;
-	if (!f || !f->pool) { /* a file of comments only is an empty document */
-		cfg_free(&file_schema, f);
-		return cfg_fail(err, errsz, path, "pool", 0, "no pool: section");
-	}
-	struct pool_cfg *c = f->pool;
 	r = cfg_apply(c, pool_keys, NKEYS(pool_keys), path, "pool", err, errsz);
 	for (unsigned i = 0; i < c->profiles_count && !r; i++) {
 		r = check_profile(&c->profiles[i], i, path, err, errsz);

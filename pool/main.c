@@ -6,16 +6,6 @@
 #include "daemon.h"
 #include "pool.h"
 
-static int load(const char *path, void **cfg, char *err, size_t errsz)
-{
-	return pool_config_load(path, (struct pool_cfg **)cfg, err, errsz);
-}
-
-static void free_cfg(void *cfg)
-{
-	pool_config_free(cfg);
-}
-
 static void describe(const void *cfg, FILE *f)
 {
 	const struct pool_cfg *c = cfg;
@@ -27,16 +17,7 @@ static bool wants_curve(const void *cfg)
 	return ((const struct pool_cfg *)cfg)->curve_secret_key != NULL;
 }
 
-static int run(void *cfg, atomic_int *stop, char *err, size_t errsz)
-{
-	struct pool *p;
-	int rc = pool_create(&p, cfg, err, errsz);
-	if (rc)
-		return rc;
-	rc = pool_run(p, stop, err, errsz);
-	pool_destroy(p);
-	return rc;
-}
+DAEMON_LIFECYCLE(pool, pool, pool_config, pool_cfg)
 
 int main(int argc, char **argv)
 {
@@ -45,12 +26,10 @@ int main(int argc, char **argv)
 		.usage =
 		    "Keeps warm, isolated sandboxes per environment profile and runs actions in them for\n"
 		    "rolloutd coordinators over ZeroMQ. SIGTERM drains running actions and exits.\n",
-		.load = load,
-		.free_cfg = free_cfg,
+		DAEMON_GLUE,
 		.describe = describe,
 		.reference = pool_config_reference,
 		.wants_curve = wants_curve,
-		.run = run,
 	};
 	return daemon_main(argc, argv, &spec);
 }

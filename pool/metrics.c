@@ -16,7 +16,7 @@
 #define NKIND   8
 
 struct pool_metrics {
-	struct promhttp *http;
+	struct promhttp *http; /* first: see promhttp_object_new */
 	uint64_t completions[NSTATUS];
 	uint64_t requests[NKIND];
 	uint64_t refused, duplicates, lease_expired, create_failed, create_timeouts, deferred, dropped;
@@ -107,8 +107,7 @@ char *pool_metrics_render(struct pool_metrics *m, size_t *len)
 {
 	struct prom_out o;
 	prom_out_init(&o);
-	prom_head(&o, "rollout_build_info", "gauge", "Version of the running rollout-pool.");
-	prom_printf(&o, "rollout_build_info{version=\"%s\"} 1\n", ROLLOUT_VERSION_STRING);
+	prom_build_info(&o, "rollout_build_info", "Version of the running rollout-pool.");
 	prom_head(&o, "rollout_pool_requests_total", "counter", "Requests received, by action.");
 	for (int k = 1; k < NKIND; k++) {
 		const char *name = rw_Action_name((uint8_t)k);
@@ -159,25 +158,10 @@ static char *render(void *arg, size_t *len)
 int pool_metrics_start(struct pool_metrics **out, const char *addr, const char *identity)
 {
 	(void)identity;
-	*out = NULL;
-	struct pool_metrics *m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	if (addr) {
-		int rc = promhttp_start(&m->http, addr, render, NULL, m);
-		if (rc) {
-			free(m);
-			return rc;
-		}
-	}
-	*out = m;
-	return 0;
+	return promhttp_object_new((void **)out, sizeof(**out), addr, render);
 }
 
 void pool_metrics_stop(struct pool_metrics *m)
 {
-	if (!m)
-		return;
-	promhttp_stop(m->http);
-	free(m);
+	promhttp_object_free(m);
 }

@@ -127,12 +127,7 @@ static void on_open(struct pool *p, struct job *j, const rw_Open_t *o)
 	/* Waits in the profile's queue for the next sandbox; creations are capped in flight,
 	 * so a burst of opens is a queue here, never a burst of requests to the zygote. */
 	struct profile_state *ps = &p->prof[idx];
-	j->next = NULL;
-	if (ps->waiting_tail)
-		ps->waiting_tail->next = j;
-	else
-		ps->waiting_head = j;
-	ps->waiting_tail = j;
+	ROLLOUT_FIFO_APPEND(ps->waiting_head, ps->waiting_tail, j, next);
 	ps->waiting++;
 	p->capacity_dirty = true;
 	box_refill(p, idx);

@@ -13,6 +13,7 @@
 
 #include "completion.h"
 #include "router.h"
+#include "test_actions.h"
 
 #define MAXMSG 256
 
@@ -128,23 +129,7 @@ static size_t request(int kind, uint64_t rid, uint64_t sandbox, uint64_t deadlin
 {
 	struct fb_builder b;
 	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
-	fb_ref_t act = 0;
-	if (kind == rw_Action_Open) {
-		fb_ref_t prof = fb_create_string(&b, "default");
-		rw_Open_start(&b);
-		rw_Open_add_profile(&b, prof);
-		act = rw_Open_end(&b);
-	} else if (kind == rw_Action_Exec) {
-		fb_ref_t sh = fb_create_string(&b, "true");
-		rw_Exec_start(&b);
-		rw_Exec_add_sandbox(&b, sandbox);
-		rw_Exec_add_shell(&b, sh);
-		act = rw_Exec_end(&b);
-	} else if (kind == rw_Action_Close) {
-		rw_Close_start(&b);
-		rw_Close_add_sandbox(&b, sandbox);
-		act = rw_Close_end(&b);
-	}
+	fb_ref_t act = test_action(&b, kind, sandbox, "default");
 	rw_Request_start(&b);
 	rw_Request_add_request_id(&b, rid);
 	rw_Request_add_deadline_ns(&b, deadline);

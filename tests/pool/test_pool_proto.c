@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "test_actions.h"
 #include <zmq.h>
 
 #include "boxes.h"
@@ -138,23 +140,7 @@ static void request(const char *rid, uint64_t dispatch, int akind, uint64_t sand
 {
 	struct fb_builder b;
 	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
-	fb_ref_t action;
-	if (akind == rw_Action_Open) {
-		fb_ref_t name = fb_create_string(&b, "noop");
-		rw_Open_start(&b);
-		rw_Open_add_profile(&b, name);
-		action = rw_Open_end(&b);
-	} else if (akind == rw_Action_Exec) {
-		fb_ref_t sh = fb_create_string(&b, "true");
-		rw_Exec_start(&b);
-		rw_Exec_add_sandbox(&b, sandbox);
-		rw_Exec_add_shell(&b, sh);
-		action = rw_Exec_end(&b);
-	} else {
-		rw_Close_start(&b);
-		rw_Close_add_sandbox(&b, sandbox);
-		action = rw_Close_end(&b);
-	}
+	fb_ref_t action = test_action(&b, akind, sandbox, "noop");
 	rw_Request_start(&b);
 	rw_Request_add_request_id(&b, dispatch);
 	rw_Request_add_action(&b, (uint8_t)akind, action);
