@@ -199,20 +199,24 @@ def main():
     stage = cf.split("FROM debian:12-slim", 1)[1]
     m = re.search(r"apt-get install[^\\\n]*\\\n((?:.*\\\n)*)", stage)
     pkgs = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", m.group(1) if m else "")) - {"rm", "rf", "var", "lib", "apt", "lists"}
-    need = set()
+    libs = set()
     for b in ("pool/rollout-pool", "coordinator/rolloutd"):
         out = subprocess.run(["ldd", os.path.join(BUILD, b)], capture_output=True, text=True).stdout
-        for lib in re.findall(r"=> (\S+)", out):
-            real = os.path.realpath(lib)
-            owners = ""
-            for cand in (lib, real, "/usr" + lib if not lib.startswith("/usr") else lib,
-                         "/usr" + real if not real.startswith("/usr") else real):
-                r = subprocess.run(["dpkg", "-S", cand], capture_output=True, text=True)
-                if r.returncode == 0:
-                    owners = r.stdout.split(":")[0]
-                    break
-            if owners and owners not in ("libc6", "libgcc-s1"):
-                need.add(owners)
+        libs |= set(re.findall(r"=> (\S+)", out))
+    # One dpkg -S for every spelling of every path (usrmerge: /lib is /usr/lib).
+    cands = {}
+    for lib in libs:
+        real = os.path.realpath(lib)
+        for c in (lib, real, lib if lib.startswith("/usr") else "/usr" + lib,
+                  real if real.startswith("/usr") else "/usr" + real):
+            cands[c] = lib
+    out = subprocess.run(["dpkg", "-S"] + sorted(cands), capture_output=True, text=True).stdout
+    owner = {}
+    for line in out.splitlines():
+        pkg, _, path = line.partition(": ")
+        if path in cands:
+            owner[cands[path]] = pkg.split(":")[0].split(",")[0]
+    need = {o for o in owner.values() if o not in ("libc6", "libgcc-s1")}
     base = {"libcom-err2", "libkeyutils1", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0",
             "libstdc++6", "libssl3", "libgnutls30", "libidn2-0", "libunistring2", "libtasn1-6", "libnettle8",
             "libhogweed6", "libgmp10", "libp11-kit0", "libffi8", "libsystemd0", "liblzma5", "libzstd1",
