@@ -100,24 +100,43 @@ int main(int argc, char **argv)
 	double seconds = 10, drain_s = 30;
 	int traj = 32, steps = 10;
 	static const struct option opts[] = {
-		{ "socket", 1, 0, 's' }, { "log", 1, 0, 'l' },	   { "name", 1, 0, 'n' },
-		{ "seconds", 1, 0, 't' }, { "traj", 1, 0, 'j' },   { "steps", 1, 0, 'k' },
-		{ "profile", 1, 0, 'p' }, { "cmd", 1, 0, 'c' },	   { "drain-s", 1, 0, 'd' },
+		{ "socket", 1, 0, 's' },  { "log", 1, 0, 'l' },  { "name", 1, 0, 'n' },
+		{ "seconds", 1, 0, 't' }, { "traj", 1, 0, 'j' }, { "steps", 1, 0, 'k' },
+		{ "profile", 1, 0, 'p' }, { "cmd", 1, 0, 'c' },  { "drain-s", 1, 0, 'd' },
 		{ 0, 0, 0, 0 },
 	};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 's': sock = optarg; break;
-		case 'l': logpath = optarg; break;
-		case 'n': name = optarg; break;
-		case 't': seconds = atof(optarg); break;
-		case 'j': traj = atoi(optarg); break;
-		case 'k': steps = atoi(optarg); break;
-		case 'p': profile = optarg; break;
-		case 'c': cmd = optarg; break;
-		case 'd': drain_s = atof(optarg); break;
-		default: usage();
+		case 's':
+			sock = optarg;
+			break;
+		case 'l':
+			logpath = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 't':
+			seconds = atof(optarg);
+			break;
+		case 'j':
+			traj = atoi(optarg);
+			break;
+		case 'k':
+			steps = atoi(optarg);
+			break;
+		case 'p':
+			profile = optarg;
+			break;
+		case 'c':
+			cmd = optarg;
+			break;
+		case 'd':
+			drain_s = atof(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (!sock || !logpath || traj < 1 || steps < 1)
@@ -177,7 +196,7 @@ int main(int argc, char **argv)
 				continue;
 			int kind = s->need == NEED_OPEN ? K_OPEN : s->need == NEED_EXEC ? K_EXEC : K_CLOSE;
 			uint64_t id = new_req(kind, (uint32_t)i);
-			int rc = kind == K_OPEN	  ? rollout_open(c, id, profile, 0)
+			int rc = kind == K_OPEN   ? rollout_open(c, id, profile, 0)
 				 : kind == K_EXEC ? rollout_exec(c, id, s->sandbox, &ex, 0)
 						  : rollout_close(c, id, s->sandbox);
 			if (rc == -EAGAIN) {
@@ -221,9 +240,10 @@ int main(int argc, char **argv)
 					s->pool = p;
 			}
 			/* C id kind status infra t_sub t_done sandbox pool */
-			fprintf(events_log, "C %llu %s %s %d %.3f %.3f %llx %d\n", (unsigned long long)d.request_id,
-				kind_name[r->kind], rollout_status_name(d.status), d.infra_failed ? 1 : 0,
-				r->t_sub, tc, (unsigned long long)(r->kind == K_OPEN ? d.sandbox : s->sandbox),
+			fprintf(events_log, "C %llu %s %s %d %.3f %.3f %llx %d\n",
+				(unsigned long long)d.request_id, kind_name[r->kind],
+				rollout_status_name(d.status), d.infra_failed ? 1 : 0, r->t_sub, tc,
+				(unsigned long long)(r->kind == K_OPEN ? d.sandbox : s->sandbox),
 				r->kind == K_OPEN ? -1 : s->pool);
 			switch (r->kind) {
 			case K_OPEN:
@@ -242,13 +262,16 @@ int main(int argc, char **argv)
 					steps_ok++;
 					t_last_step = tc;
 					s->need = ++s->steps >= steps ? NEED_CLOSE : NEED_EXEC;
-				} else if (d.status == 2 /* SANDBOX_LOST */ || d.status == 5 /* NOT_FOUND */) {
+				} else if (d.status == 2 /* SANDBOX_LOST */ ||
+					   d.status == 5 /* NOT_FOUND */) {
 					s->need = NEED_OPEN; /* the sandbox is gone: a new trajectory */
 				} else {
 					s->need = NEED_CLOSE;
 				}
 				break;
-			case K_CLOSE: s->need = NEED_OPEN; break;
+			case K_CLOSE:
+				s->need = NEED_OPEN;
+				break;
 			}
 		}
 		if (n < 0) {
@@ -296,8 +319,8 @@ int main(int argc, char **argv)
 	for (int k = 0; k < K_COUNT; k++)
 		for (int s = 0; s < ST_MAX; s++)
 			if (by_status[k][s]) {
-				printf("%s\"%s/%s\":%llu", first ? "" : ",", kind_name[k], rollout_status_name(s),
-				       by_status[k][s]);
+				printf("%s\"%s/%s\":%llu", first ? "" : ",", kind_name[k],
+				       rollout_status_name(s), by_status[k][s]);
 				first = 0;
 			}
 	printf("}}\n");

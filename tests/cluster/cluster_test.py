@@ -53,9 +53,25 @@ class Test:
         self.pool_timeout_ms = POOL_TIMEOUT_MS
         self.lease_ms = LEASE_MS
         self.t0 = time.monotonic()
+        self.results = []  # RESULT lines, also written for the summary ctest prints at the end
 
     def log(self, msg):
         print("[%6.2fs] %s" % (time.monotonic() - self.t0, msg), flush=True)
+
+    def result(self, line):
+        print(line, flush=True)
+        self.results.append(line)
+
+    def write_results(self):
+        """build/test-results/cluster_<fault>.txt: tests/cluster/print_results.sh shows them
+        after ctest (CTestCustom.cmake), whether the test passed or not."""
+        d = os.path.join(os.environ.get("ROLLOUT_BINARY_DIR", self.build), "test-results")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "cluster_%s.txt" % self.fault), "w") as f:
+            for line in self.results:
+                f.write(line + "\n")
+            f.write("%s cluster_%s: %s\n" % ("PASS" if not self.failures else "FAIL", self.fault,
+                                              "; ".join(self.failures) or "all checks passed"))
 
     def check(self, cond, what):
         print(("ok   " if cond else "FAIL ") + what, flush=True)
@@ -163,7 +179,7 @@ class Test:
                 h, [exe, "--socket", "%s/%s.sock" % (self.dir, h), "--log", "%s/%s.events" % (self.dir, h),
                     "--name", h, "--seconds", str(seconds), "--traj", str(traj), "--steps", str(STEPS),
                     "--profile", profile,
-                    "--drain-s", "20"], os.path.join(self.dir, h + ".driver"))
+                    "--drain-s", "8"], os.path.join(self.dir, h + ".driver"))
 
     def stop_drivers(self):
         for p in self.drivers.values():
@@ -213,9 +229,8 @@ class Test:
             self.log("gpu%d driver: %s" % (g, json.dumps(s)))
             for k in tot:
                 tot[k] += s[k]
-        print("RESULT fault=%s requests=%d completed=%d lost=%d duplicated=%d"
-              % (self.fault, tot["submitted"], tot["completed"], tot["lost"], tot["duplicated"] + tot["unknown"]),
-              flush=True)
+        self.result("RESULT fault=%s requests=%d completed=%d lost=%d duplicated=%d"
+                    % (self.fault, tot["submitted"], tot["completed"], tot["lost"], tot["duplicated"] + tot["unknown"]))
         self.check(tot["submitted"] > 0 and tot["lost"] == 0, "every request completed (lost=%d)" % tot["lost"])
         self.check(tot["duplicated"] == 0 and tot["unknown"] == 0,
                    "no request completed twice (duplicated=%d, unknown ids=%d)" % (tot["duplicated"], tot["unknown"]))
@@ -438,10 +453,10 @@ class Test:
         a_v, a_conc, a_lat = rate(ta, tb, slow)
         b_all, _, _ = rate(t1, t2)
         b_v, b_conc, b_lat = rate(t1, t2, slow)
-        print("RESULT fault=delay steps_per_s_without=%.0f steps_per_s_with=%.0f slow_pool_steps_per_s_without=%.1f "
+        self.result("RESULT fault=delay steps_per_s_without=%.0f steps_per_s_with=%.0f slow_pool_steps_per_s_without=%.1f "
               "slow_pool_steps_per_s_with=%.1f slow_pool_in_flight_without=%.1f slow_pool_in_flight_with=%.1f "
               "slow_pool_p50_ms_without=%.1f slow_pool_p50_ms_with=%.1f"
-              % (a_all, b_all, a_v, b_v, a_conc, b_conc, a_lat * 1e3, b_lat * 1e3), flush=True)
+                    % (a_all, b_all, a_v, b_v, a_conc, b_conc, a_lat * 1e3, b_lat * 1e3))
         self.check(b_lat >= 0.4, "steps on the slow pool take the 400 ms round trip (p50 %.0f ms)" % (b_lat * 1e3))
         # Pipelined: the slow link carries many steps per round trip, not one: the steps in
         # flight on it (Little's law: rate x latency) match the trajectories waiting there.
@@ -541,6 +556,7 @@ class Test:
                 shutil.rmtree(self.dir, ignore_errors=True)
             else:
                 print("logs kept in %s" % self.dir)
+        self.write_results()
         print("%d failed: %s" % (len(self.failures), "; ".join(self.failures)) if self.failures else "all passed")
         return 1 if self.failures else 0
 

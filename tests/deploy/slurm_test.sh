@@ -15,6 +15,7 @@ for t in munged mungekey slurmctld slurmd sbatch scancel squeue sinfo scontrol s
   command -v "$t" >/dev/null || skip "$t not installed (Debian: slurm-wlm munge)"
 done
 
+[ -x "$build/examples/rollout_demo" ] || skip "examples/rollout_demo is not built (the job's trainer)"
 me=$$
 dir=$build/slurm-test.$me
 ns=rslurm$me
