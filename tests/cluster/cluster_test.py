@@ -348,13 +348,24 @@ class Test:
             self.check(self.pool_up(self.rd_metrics(g), victim) == 0, "gpu%d: pool%d is down during the cut" % (g, victim))
         time.sleep(0.3)
         # Heal, but keep new connections out: what reaches the pool now can only be what
-        # rolloutd sent into the cut on the connection it has since given up.
+        # rolloutd sent into the cut on the connection it has since given up (its kernel
+        # still retransmits it). From the pool only acknowledgements pass: they open
+        # rolloutd's congestion window so all of it gets through, while the pool's own data
+        # (which rolloutd's closed socket would answer with a reset) stays dropped.
         self.cl.fault("pool%d" % victim, "in", syn=True)
-        self.cl.fault("pool%d" % victim, "out")
+        self.cl.wire_stats("pool%d" % victim)
+        self.cl.fault("pool%d" % victim, "out", nodata=True)
         t_heal = time.monotonic()
         req0 = sum(v for k, v in during.items() if k.startswith("rollout_pool_requests_total"))
-        time.sleep(4)
+        time.sleep(2)
+        ss = self.cl.sh("pool%d" % victim, "ss", "-tn", "state", "established", "( sport = :%d )" % ZMQ_PORT,
+                        check=False)
+        self.log("pool%d's connections from coordinators during the window: %d" % (victim, len(ss.splitlines()) - 1))
+        time.sleep(2)
         after = self.pool_metrics(victim)
+        (to_seg, to_bytes), (from_seg, from_bytes) = self.cl.wire_stats("pool%d" % victim)
+        self.log("pool%d after the heal, new connections blocked: %d data segments (%d bytes) reached it on old "
+                 "connections, %d (%d bytes) left it" % (victim, to_seg, to_bytes, from_seg, from_bytes))
         req1 = sum(v for k, v in after.items() if k.startswith("rollout_pool_requests_total"))
         self.log("pool%d after the heal: requests %d -> %d, refused %s -> %s, duplicates %s -> %s" % (
             victim, req0, req1, during.get("rollout_pool_refused_total"), after.get("rollout_pool_refused_total"),
@@ -364,6 +375,7 @@ class Test:
         self.check(after.get("rollout_pool_leased_sandboxes") == 0,
                    "pool%d holds no sandbox for a stale dispatch (leased %s)"
                    % (victim, after.get("rollout_pool_leased_sandboxes")))
+        self.cl.fault("pool%d" % victim, "out")
         self.cl.fault("pool%d" % victim, "in")
         t_open = time.monotonic()
         back = all(self.wait_pools_up(g, [victim], 30) for g in range(2))
@@ -494,7 +506,7 @@ class Test:
         for g, ev in events.items():
             lost = [e for e in ev if e.get("mark") == "L"]
             if lost:
-                self.log("gpu%d: request ids never completed: %s" % (g, " ".join(
+                self.result("RESULT fault=restart gpu%d request ids never completed: %s" % (g, " ".join(
                     "%d(%s)" % (e["id"], e["kind"]) for e in lost)))
         m = self.pool_metrics(victim)
         self.log("new pool%d: requests %s" % (victim, {k: v for k, v in m.items() if "requests_total" in k}))

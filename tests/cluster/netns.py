@@ -185,15 +185,27 @@ class Cluster:
 
     # ---- faults on a host's link ----
 
-    def fault(self, host, direction="both", loss=0.0, delay=0.0, syn=False):
+    def fault(self, host, direction="both", loss=0.0, delay=0.0, syn=False, nodata=False):
         """On a wire host's link: direction both, in (to the host) or out (from the host);
-        loss a probability, delay seconds, syn drops new TCP connections only."""
+        loss a probability, delay seconds, syn drops new TCP connections only, nodata drops
+        TCP segments that carry data (acknowledgements pass)."""
         p = self.wires[host]
         k = {"both": "both", "in": "ab", "out": "ba"}[direction]
-        p.stdin.write("set %s loss=%g delay=%g syn=%d\n" % (k, loss, delay, int(syn)))
+        p.stdin.write("set %s loss=%g delay=%g syn=%d nodata=%d\n" % (k, loss, delay, int(syn), int(nodata)))
         p.stdin.flush()
         if p.stdout.readline().strip() != "ok":
             raise RuntimeError("wire for %s did not answer" % host)
+
+    def wire_stats(self, host):
+        """(segments, bytes) of TCP data passed to and from host since the last call."""
+        p = self.wires[host]
+        p.stdin.write("stats\n")
+        p.stdin.flush()
+        r = p.stdout.readline().split()
+        if not r or r[0] != "ok":
+            raise RuntimeError("wire for %s did not answer" % host)
+        v = dict(x.split("=") for x in r[1:])
+        return tuple(tuple(int(n) for n in v[k].split("/")) for k in ("ab", "ba"))
 
     def heal(self, host):
         self.fault(host, "both", 0.0, 0.0, False)

@@ -6,8 +6,13 @@ frames between them, each direction with its own loss probability and delay.
 Usage: wire.py NS_A IF_A NS_B IF_B     (A: the switch side, B: the host side)
 Creates the TAPs (they vanish with this process), prints "ready", then reads commands on
 stdin, one a line, and answers each with "ok":
-    set DIR loss=P delay=S syn=0|1   DIR: ab (A to B), ba (B to A) or both; P in 0..1,
-                                     S seconds; syn=1 drops TCP SYNs (new connections) only
+    set DIR loss=P delay=S syn=0|1 nodata=0|1
+                                     DIR: ab (A to B), ba (B to A) or both; P in 0..1,
+                                     S seconds; syn=1 drops TCP SYNs (new connections);
+                                     nodata=1 drops TCP segments carrying data (pure ACKs pass)
+    stats                            answers "ok ab=F/B ba=F/B": TCP segments carrying data
+                                     (F) and their payload bytes (B) passed each way since
+                                     the last stats
 Frames keep their order within a direction (a delayed frame holds back the ones behind it,
 as on a real link with a queue).
 """
@@ -45,6 +50,16 @@ def is_syn(f):
     return len(f) > off and (f[off] & 0x12) == 0x02
 
 
+def tcp_payload(f):
+    """Bytes of TCP payload in an IPv4 frame (0 for anything else)."""
+    if len(f) < 34 or f[12:14] != b"\x08\x00" or f[23] != 6:
+        return 0
+    ihl = (f[14] & 0x0F) * 4
+    total = int.from_bytes(f[16:18], "big")
+    off = 14 + ihl + 12
+    return max(0, total - ihl - (f[off] >> 4) * 4) if len(f) > off else 0
+
+
 def main():
     ns_a, if_a, ns_b, if_b = sys.argv[1:5]
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
@@ -52,14 +67,15 @@ def main():
     b = tap_in(ns_b, if_b)
     _libc.setns(own, CLONE_NEWNET)
     # direction -> [loss, delay, queue of (due, frame)]
-    d = {"ab": [0.0, 0.0, collections.deque(), 0], "ba": [0.0, 0.0, collections.deque(), 0]}
+    d = {"ab": [0.0, 0.0, collections.deque(), 0, 0], "ba": [0.0, 0.0, collections.deque(), 0, 0]}
     src = {a: ("ab", b), b: ("ba", a)}
+    passed = {"ab": [0, 0], "ba": [0, 0]}  # data segments, payload bytes
     print("ready", flush=True)
     stdin = sys.stdin.fileno()
     while True:
         now = time.monotonic()
         timeout = None
-        for k, (_, _, q, _) in d.items():
+        for k, (_, _, q, _, _) in d.items():
             out = b if k == "ab" else a
             while q and q[0][0] <= now:
                 try:
@@ -75,16 +91,21 @@ def main():
                 if not line:
                     return 0
                 p = line.split()
+                if p and p[0] == "stats":
+                    print("ok ab=%d/%d ba=%d/%d" % (*passed["ab"], *passed["ba"]), flush=True)
+                    passed = {"ab": [0, 0], "ba": [0, 0]}
+                    continue
                 if len(p) >= 2 and p[0] == "set":
                     kv = dict(x.split("=") for x in p[2:])
                     for k in (("ab", "ba") if p[1] == "both" else (p[1],)):
                         d[k][0] = float(kv.get("loss", d[k][0]))
                         d[k][1] = float(kv.get("delay", d[k][1]))
                         d[k][3] = int(kv.get("syn", d[k][3]))
+                        d[k][4] = int(kv.get("nodata", d[k][4]))
                 print("ok", flush=True)
                 continue
             k, out = src[fd]
-            loss, delay, q, syn = d[k]
+            loss, delay, q, syn, nodata = d[k]
             for _ in range(64):
                 try:
                     frame = os.read(fd, 65536)
@@ -96,6 +117,12 @@ def main():
                     continue
                 if syn and is_syn(frame):
                     continue
+                n = tcp_payload(frame)
+                if n and nodata:
+                    continue
+                if n:
+                    passed[k][0] += 1
+                    passed[k][1] += n
                 if delay or q:
                     q.append((time.monotonic() + delay, frame))
                 else:

@@ -216,7 +216,9 @@ def main():
         pkg, _, path = line.partition(": ")
         if path in cands:
             owner[cands[path]] = pkg.split(":")[0].split(",")[0]
-    need = {o for o in owner.values() if o not in ("libc6", "libgcc-s1")}
+    # The C runtime is in every base image; sanitizer runtimes only in sanitizer builds.
+    need = {o for o in owner.values()
+            if o not in ("libc6", "libgcc-s1") and not re.match(r"^lib(asan|ubsan|tsan|lsan|hwasan)\d*$", o)}
     base = {"libcom-err2", "libkeyutils1", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0",
             "libstdc++6", "libssl3", "libgnutls30", "libidn2-0", "libunistring2", "libtasn1-6", "libnettle8",
             "libhogweed6", "libgmp10", "libp11-kit0", "libffi8", "libsystemd0", "liblzma5", "libzstd1",
