@@ -156,7 +156,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	static const char *const uname_argv[] = { "uname", "-n", NULL };
-	struct rollout_exec ex = { .timeout_ms = 10000 };
+	struct rollout_exec ex = { .timeout_ms = 30000 };
 	if (cmd)
 		ex.shell = cmd;
 	else

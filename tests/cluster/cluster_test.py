@@ -89,7 +89,7 @@ class Test:
             f.write("pool:\n  identity: %s\n  listen: tcp://%s:%d\n  metrics: %s:%d\n  cgroup: %s-%s\n"
                     "  lease_ms: %d\n  profiles:\n"
                     "    - {name: default, hostname: %s, warm: 12, max: 96, memory_mb: 128, pids: 32,"
-                    " workdir_mb: 8, timeout_ms: 10000}\n"
+                    " workdir_mb: 8, timeout_ms: 30000}\n"
                     "    - {name: noop, type: noop, max: 100000}\n"
                     % (host, cl.addr(host), ZMQ_PORT, cl.addr(host), POOL_METRICS, cl.tag, host, self.lease_ms, host))
         return path
@@ -479,6 +479,10 @@ class Test:
 
     def run_restart(self):
         victim = 0
+        # The new process must answer before pool_timeout_ms, or rolloutd gives the pool up
+        # for its silence and the restart is never seen as one: leave it ample time, even on
+        # a loaded machine.
+        self.pool_timeout_ms, self.lease_ms = 6000, 8000
         self.up()
         self.start_drivers()
         time.sleep(3)
@@ -496,8 +500,10 @@ class Test:
         lost_steps = [e for e in allc if e["kind"] == "exec" and e["status"] == "SANDBOX_LOST"]
         self.check(lost_steps and all(e["pool"] in (victim, -1) for e in lost_steps),
                    "steps in flight on the killed pool completed SANDBOX_LOST (%d), only those" % len(lost_steps))
-        late = [e for e in lost_steps if e["t_done"] > t_cut + self.pool_timeout_ms / 1e3 + 0.5]
-        self.check(not late, "they completed within pool_timeout_ms + 0.5 s (%d late)" % len(late))
+        late = [e for e in lost_steps if e["t_done"] > t_heal + self.pool_timeout_ms / 2e3]
+        self.check(not late, "they completed when the new process answered, before half of pool_timeout_ms "
+                   "(%d later; slowest %.1f s after the restart)"
+                   % (len(late), max((e["t_done"] - t_heal for e in lost_steps), default=0)))
         nf = [e for e in allc if e["status"] == "NOT_FOUND"]
         self.log("NOT_FOUND completions (steps named a sandbox of the old process): %d" % len(nf))
         used = [e for e in allc if e["kind"] == "exec" and e["pool"] == victim and e["status"] == "OK"
