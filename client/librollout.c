@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attach_proto.h"
+#include "completion.h"
 #include "ring.h"
 #include "rollout_wire.h"
 
@@ -26,7 +27,8 @@ struct rollout_client {
 	struct shm_reader r;
 	bool have_cur;
 	uint64_t epoch;
-	uint64_t sync_id; /* request ids of the blocking wrappers count down from the top */
+	uint64_t sync_id;   /* request ids of the blocking wrappers count down from the top */
+	uint32_t last_need; /* bytes the last submission refused with -EAGAIN asked for */
 };
 
 int rollout_connect(const struct rollout_connect_opts *o, rollout_client **out)
@@ -160,6 +162,24 @@ int rollout_fd(const rollout_client *c)
 	return c->cq_wake;
 }
 
+int rollout_peer_fd(const rollout_client *c)
+{
+	return c->sock;
+}
+
+int rollout_check(rollout_client *c)
+{
+	if (c->r.broken)
+		return c->r.broken;
+	if (c->w.broken)
+		return c->w.broken;
+	/* The same order as the ring's own waits: a draining rolloutd marks the segment
+	 * before it closes the socket. */
+	if (shm_seg_state(&c->seg) == SHM_STATE_CLOSING)
+		return ROLLOUT_E_SHUTDOWN;
+	return shm_peer_gone(c->sock) ? ROLLOUT_E_PEER_DEAD : 0;
+}
+
 int rollout_arm(rollout_client *c)
 {
 	shm_writer_publish(&c->w);
@@ -180,8 +200,10 @@ static int begin(rollout_client *c, struct build *bd, size_t need)
 	bd->at = shm_writer_reserve(&c->w, (uint32_t)need, &bd->rc);
 	if (!bd->at) {
 		if (bd->rc == -EAGAIN) {
-			/* Make what is committed visible so rolloutd can drain it. */
+			/* Make what is committed visible so rolloutd can drain it, and remember
+			 * how much room the retry needs (rollout_wait_space(c, 0, ...)). */
 			shm_writer_publish(&c->w);
+			c->last_need = (uint32_t)need;
 		}
 		return bd->rc;
 	}
@@ -334,7 +356,9 @@ int rollout_flush(rollout_client *c)
 
 int rollout_wait_space(rollout_client *c, uint32_t len, int timeout_ms)
 {
-	return shm_writer_wait(&c->w, len, timeout_ms);
+	if (len == 0)
+		len = c->last_need;
+	return len ? shm_writer_wait(&c->w, len, timeout_ms) : -EINVAL;
 }
 
 int rollout_next(rollout_client *c, struct rollout_completion *out)
@@ -355,17 +379,16 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 		/* rolloutd writes only verified records, but a record is checked before it is read. */
 		if (rw_Message_verify(d, len) != 0)
 			return ROLLOUT_E_VERIFY;
-		const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(d));
-		if (!k)
+		struct rw_completion env;
+		if (rw_completion_read(d, &env))
 			continue;
+		const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(d));
 		memset(out, 0, sizeof(*out));
-		out->request_id = rw_Completion_request_id(k);
-		out->status = rw_Completion_status(k);
-		out->infra_failed = rw_Completion_infra_failed(k);
-		out->message = rw_Completion_message(k);
-		const rw_Opened_t *op = rw_Completion_result_as_Opened(k);
-		if (op)
-			out->sandbox = rw_Opened_sandbox(op);
+		out->request_id = env.request_id;
+		out->status = env.status;
+		out->infra_failed = env.infra_failed;
+		out->message = env.message;
+		out->sandbox = env.sandbox;
 		const rw_ExecResult_t *e = rw_Completion_result_as_ExecResult(k);
 		if (e) {
 			out->exit_code = rw_ExecResult_exit_code(e);
@@ -441,7 +464,7 @@ int rollout_open_sync(rollout_client *c, const char *profile, struct rollout_com
 	uint64_t id = next_sync(c);
 	int rc;
 	while ((rc = rollout_open(c, id, profile, 0)) == -EAGAIN)
-		if ((rc = rollout_wait_space(c, 4096, timeout_ms)))
+		if ((rc = rollout_wait_space(c, 0, timeout_ms)))
 			return rc;
 	return rc ? rc : wait_one(c, id, out, timeout_ms);
 }
@@ -452,7 +475,7 @@ int rollout_exec_sync(rollout_client *c, uint64_t sandbox, const struct rollout_
 	uint64_t id = next_sync(c);
 	int rc;
 	while ((rc = rollout_exec(c, id, sandbox, e, 0)) == -EAGAIN)
-		if ((rc = rollout_wait_space(c, (uint32_t)(4096 + e->stdin_len), timeout_ms)))
+		if ((rc = rollout_wait_space(c, 0, timeout_ms)))
 			return rc;
 	return rc ? rc : wait_one(c, id, out, timeout_ms);
 }
@@ -462,7 +485,7 @@ int rollout_close_sync(rollout_client *c, uint64_t sandbox, struct rollout_compl
 	uint64_t id = next_sync(c);
 	int rc;
 	while ((rc = rollout_close(c, id, sandbox)) == -EAGAIN)
-		if ((rc = rollout_wait_space(c, 4096, timeout_ms)))
+		if ((rc = rollout_wait_space(c, 0, timeout_ms)))
 			return rc;
 	return rc ? rc : wait_one(c, id, out, timeout_ms);
 }

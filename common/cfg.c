@@ -250,6 +250,12 @@ int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path,
 						k->lo == 1 ? "y" : "ies");
 			break;
 		}
+		case CFG_ENUM: {
+			int v = *(int *)base;
+			if (v < 0 || (uint64_t)v < k->lo || (uint64_t)v > k->hi)
+				return cfg_fail(err, errsz, path, name, nth, "%d is not a known value", v);
+			break;
+		}
 		case CFG_MAP:
 			break;
 		}
@@ -259,7 +265,7 @@ int cfg_apply(void *obj, const struct cfg_key *keys, size_t n, const char *path,
 
 void cfg_reference(FILE *f, const char *section, const struct cfg_key *keys, size_t n)
 {
-	static const char *const tn[] = { "string", "integer", "list", "mapping" };
+	static const char *const tn[] = { "string", "integer", "list", "mapping", "name" };
 	fprintf(f, "| key | type | default | range | meaning |\n|---|---|---|---|---|\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct cfg_key *k = &keys[i];

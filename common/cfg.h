@@ -7,7 +7,9 @@
  * A table row: X(S, TYPE, name, default, lo, hi, extra, doc)
  *   S      the C struct holding the section
  *   TYPE   STR (char *), U32 (uint32_t), SEQ (pointer + name##_count; extra is the
- *          element's cyaml schema), MAP (pointer to a mapping; extra is its field array)
+ *          element's cyaml schema), MAP (pointer to a mapping; extra is its field array),
+ *          ENUM (int; extra is a cyaml_strval_t array naming the values lo..hi; an absent
+ *          key leaves 0, so the default is the name of value 0)
  *   default  text form, NULL for none. For U32 an absent key or 0 takes the default.
  *   lo, hi   U32: the accepted range after defaults; STR: length; SEQ: entries
  */
@@ -19,7 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum cfg_type { CFG_STR, CFG_U32, CFG_SEQ, CFG_MAP };
+enum cfg_type { CFG_STR, CFG_U32, CFG_SEQ, CFG_MAP, CFG_ENUM };
 
 struct cfg_key {
 	const char *name;
@@ -38,12 +40,15 @@ struct cfg_key {
 	CYAML_FIELD_SEQUENCE(#name, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, S, name, extra, 0, hi)
 #define CFG__CYAML_MAP(S, name, lo, hi, extra) \
 	CYAML_FIELD_MAPPING_PTR(#name, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, S, name, extra)
+#define CFG__CYAML_ENUM(S, name, lo, hi, extra) \
+	CYAML_FIELD_ENUM(#name, CYAML_FLAG_OPTIONAL, S, name, extra, (hi) + 1)
 
 #define CFG_KEY_ROW(S, T, name, def, lo, hi, extra, doc) \
 	{ #name, CFG_##T, offsetof(S, name), CFG__COUNT_##T(S, name), def, lo, hi, doc },
 #define CFG__COUNT_STR(S, name) 0
 #define CFG__COUNT_U32(S, name) 0
 #define CFG__COUNT_MAP(S, name) 0
+#define CFG__COUNT_ENUM(S, name) 0
 #define CFG__COUNT_SEQ(S, name) offsetof(S, name##_count)
 
 /* Checks that path is a non-empty regular file and loads it against schema. On failure

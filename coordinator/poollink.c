@@ -173,6 +173,7 @@ int poollink_heartbeat(struct poollink *p, uint64_t now)
 	struct fb_builder b;
 	fb_builder_init(&b, buf, sizeof(buf));
 	rw_Heartbeat_start(&b);
+	p->last_hb = now;
 	rw_Heartbeat_add_seq(&b, ++p->hb_seq);
 	rw_Heartbeat_add_sent_ns(&b, now);
 	fb_ref_t h = rw_Heartbeat_end(&b);

@@ -15,6 +15,8 @@ struct poollink {
 	void *sock;
 	int fd; /* ZMQ_FD of sock, -1 when none */
 	uint64_t last_rx, last_tx;
+	uint64_t last_hb; /* heartbeats go out on their own clock, busy or not: the pool's
+			   * answer carries its boot id, so a restart is seen within one */
 	uint32_t generation; /* bumped at every reset: a new routing id is a new peer */
 	uint64_t hb_seq;
 };

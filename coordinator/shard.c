@@ -253,12 +253,10 @@ static void tick(void *arg, uint64_t now)
 			}
 			continue;
 		}
-		if (since(now, p->last_tx) > ROLLOUT_MS(c->heartbeat_ms)) {
-			if (rp->up)
-				poollink_heartbeat(p, now);
-			else
-				poollink_hello(p, &s->self, now);
-		}
+		if (rp->up && since(now, p->last_hb) > ROLLOUT_MS(c->heartbeat_ms))
+			poollink_heartbeat(p, now);
+		else if (!rp->up && since(now, p->last_tx) > ROLLOUT_MS(c->heartbeat_ms))
+			poollink_hello(p, &s->self, now);
 	}
 	router_tick(s->router, now);
 	struct router_stats st;

@@ -20,15 +20,20 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Out of memory leaves a zero-sized builder: every build then fails with -ENOSPC. */
 static struct fb_builder *out_builder(struct pc *c, size_t need)
 {
 	static struct fb_builder b;
 	if (c->out_cap < need) {
-		free(c->out);
-		c->out_cap = (need + 65535) & ~(size_t)65535;
-		c->out = aligned_alloc(8, c->out_cap);
+		size_t cap = (need + 65535) & ~(size_t)65535;
+		uint8_t *o = aligned_alloc(8, cap);
+		if (o) {
+			free(c->out);
+			c->out = o;
+			c->out_cap = cap;
+		}
 	}
-	fb_builder_init(&b, c->out, c->out_cap);
+	fb_builder_init(&b, c->out, c->out ? c->out_cap : 0);
 	return &b;
 }
 
@@ -49,33 +54,44 @@ int pc_send_raw(struct pc *c, const void *buf, size_t len)
 }
 
 static int connect_ex(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
-		      const char *spub, const char *pub, const char *sec, int timeout_ms);
+		      const char *spub, const char *pub, const char *sec, int timeout_ms, const char *rid);
 
 int pc_connect(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms)
 {
-	return connect_ex(c, endpoint, identity, lease_ms, NULL, NULL, NULL, 5000);
+	return connect_ex(c, endpoint, identity, lease_ms, NULL, NULL, NULL, 5000, NULL);
+}
+
+int pc_connect_as(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
+		  const char *routing_id, bool wait_hello)
+{
+	return connect_ex(c, endpoint, identity, lease_ms, NULL, NULL, NULL, wait_hello ? 5000 : 0,
+			  routing_id);
 }
 
 int pc_connect_curve(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
 		     const char *server_public, const char *public_key, const char *secret_key,
 		     int timeout_ms)
 {
-	return connect_ex(c, endpoint, identity, lease_ms, server_public, public_key, secret_key, timeout_ms);
+	return connect_ex(c, endpoint, identity, lease_ms, server_public, public_key, secret_key, timeout_ms,
+			  NULL);
 }
 
 static int connect_ex(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
-		      const char *spub, const char *pub, const char *sec, int timeout_ms)
+		      const char *spub, const char *pub, const char *sec, int timeout_ms, const char *rid)
 {
 	memset(c, 0, sizeof(*c));
 	c->ctx = zmq_ctx_new();
-	c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+	c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
+	if (!c->sock)
+		return -errno;
 	int zero = 0;
-	zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
-	if (spub) {
-		zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, spub, 41);
-		zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41);
-		zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41);
-	}
+	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
+	    (rid && zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, strlen(rid)) < 0))
+		return -errno;
+	if (spub && (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, spub, 41) < 0 ||
+		     zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41) < 0 ||
+		     zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41) < 0))
+		return -errno;
 	if (zmq_connect(c->sock, endpoint) < 0)
 		return -errno;
 	struct fb_builder *b = out_builder(c, 4096);
@@ -87,7 +103,7 @@ static int connect_ex(struct pc *c, const char *endpoint, const char *identity, 
 	rw_CoordinatorHello_add_schema_version(b, rw_SchemaVersion_Current);
 	rw_CoordinatorHello_add_lease_ms(b, lease_ms);
 	int rc = send_msg(c, b, 0, rw_Body_CoordinatorHello, rw_CoordinatorHello_end(b));
-	if (rc)
+	if (rc || timeout_ms == 0)
 		return rc;
 	uint64_t end = now_ms() + (uint64_t)timeout_ms;
 	while (now_ms() < end) {
@@ -125,9 +141,15 @@ int pc_recv(struct pc *c, int timeout_ms)
 	}
 	size_t len = zmq_msg_size(&m);
 	if (len + 8 > c->cap) {
+		size_t cap = (len + 8 + 65535) & ~(size_t)65535;
+		uint8_t *nb = aligned_alloc(8, cap);
+		if (!nb) {
+			zmq_msg_close(&m);
+			return -ENOMEM;
+		}
 		free(c->buf);
-		c->cap = (len + 8 + 65535) & ~(size_t)65535;
-		c->buf = aligned_alloc(8, c->cap);
+		c->buf = nb;
+		c->cap = cap;
 	}
 	memcpy(c->buf, zmq_msg_data(&m), len);
 	c->len = len;
@@ -145,7 +167,7 @@ int pc_heartbeat(struct pc *c, uint64_t seq)
 	return send_msg(c, b, 0, rw_Body_Heartbeat, rw_Heartbeat_end(b));
 }
 
-static void fill(struct pc *c, struct pc_result *r)
+void pc_result_of(struct pc *c, struct pc_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(c->buf));
@@ -187,7 +209,7 @@ int pc_wait(struct pc *c, uint64_t dispatch, struct pc_result *r, int timeout_ms
 		if (t < 0)
 			return t;
 		if (t == rw_Body_Completion && rw_Message_dispatch_id(rw_Message_root(c->buf)) == dispatch) {
-			fill(c, r);
+			pc_result_of(c, r);
 			return 0;
 		}
 	}
@@ -253,6 +275,44 @@ int pc_send_exec(struct pc *c, uint64_t dispatch, uint64_t sandbox, const char *
 	rw_Request_add_request_id(b, dispatch * 10);
 	rw_Request_add_action(b, rw_Action_Exec, e);
 	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
+}
+
+static int send_request(struct pc *c, struct fb_builder *b, uint64_t dispatch, int akind, fb_ref_t action)
+{
+	rw_Request_start(b);
+	rw_Request_add_request_id(b, dispatch * 10);
+	rw_Request_add_action(b, (uint8_t)akind, action);
+	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
+}
+
+int pc_send_open(struct pc *c, uint64_t dispatch, const char *profile)
+{
+	struct fb_builder *b = out_builder(c, 4096);
+	fb_ref_t name = fb_create_string(b, profile);
+	rw_Open_start(b);
+	rw_Open_add_profile(b, name);
+	return send_request(c, b, dispatch, rw_Action_Open, rw_Open_end(b));
+}
+
+int pc_send_put(struct pc *c, uint64_t dispatch, uint64_t sandbox, const char *path, const void *data,
+		size_t len)
+{
+	struct fb_builder *b = out_builder(c, 4096 + len);
+	fb_ref_t p = fb_create_string(b, path);
+	fb_ref_t d = fb_create_vec_u8(b, data, len);
+	rw_PutFile_start(b);
+	rw_PutFile_add_sandbox(b, sandbox);
+	rw_PutFile_add_path(b, p);
+	rw_PutFile_add_data(b, d);
+	return send_request(c, b, dispatch, rw_Action_PutFile, rw_PutFile_end(b));
+}
+
+int pc_send_close(struct pc *c, uint64_t dispatch, uint64_t sandbox)
+{
+	struct fb_builder *b = out_builder(c, 1024);
+	rw_Close_start(b);
+	rw_Close_add_sandbox(b, sandbox);
+	return send_request(c, b, dispatch, rw_Action_Close, rw_Close_end(b));
 }
 
 int pc_put(struct pc *c, uint64_t sandbox, const char *path, const void *data, size_t len,

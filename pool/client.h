@@ -37,6 +37,11 @@ int pc_connect(struct pc *c, const char *endpoint, const char *identity, uint32_
 int pc_connect_curve(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
 		     const char *server_public, const char *public_key, const char *secret_key,
 		     int timeout_ms);
+/* Connects with a chosen ROUTER routing id (a reconnect with the same id takes over the
+ * old connection's place at the pool). wait_hello false: the hello is sent, the PoolHello
+ * is left to be read like any other message. */
+int pc_connect_as(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms,
+		  const char *routing_id, bool wait_hello);
 void pc_close(struct pc *c);
 /* Sends raw bytes as one message (tests use it for malformed input). */
 int pc_send_raw(struct pc *c, const void *buf, size_t len);
@@ -56,6 +61,13 @@ int pc_get(struct pc *c, uint64_t sandbox, const char *path, uint32_t max_bytes,
 int pc_close_sandbox(struct pc *c, uint64_t sandbox, struct pc_result *r);
 /* Builds the exec request with a chosen dispatch id and sends it without waiting. */
 int pc_send_exec(struct pc *c, uint64_t dispatch, uint64_t sandbox, const char *shell, uint32_t timeout_ms);
+/* Send one request with a chosen dispatch id, without waiting for its completion. */
+int pc_send_open(struct pc *c, uint64_t dispatch, const char *profile);
+int pc_send_put(struct pc *c, uint64_t dispatch, uint64_t sandbox, const char *path, const void *data,
+		size_t len);
+int pc_send_close(struct pc *c, uint64_t dispatch, uint64_t sandbox);
+/* Fills r from the last message received (a verified Completion). */
+void pc_result_of(struct pc *c, struct pc_result *r);
 /* Waits for the completion of `dispatch`; fills r. */
 int pc_wait(struct pc *c, uint64_t dispatch, struct pc_result *r, int timeout_ms);
 

@@ -1,85 +1,80 @@
-/* rollout-pool's YAML configuration: one libcyaml schema (the tables below), defaults for
- * what is left out, then range checks. Errors name the file and, where libcyaml knows
- * them, the line and the key. */
+/* rollout-pool's YAML configuration as two tables (common/cfg.h): one row per key with its
+ * default, range and doc. From them come the libcyaml schema, the defaults and range
+ * checks, and --config-reference; the checks a range cannot say follow by hand. */
 #include "config.h"
 
-#include <cyaml/cyaml.h>
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static char *errbuf;
-static size_t errcap, errlen;
-
-static void cfg_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
-{
-	(void)ctx;
-	if (level < CYAML_LOG_ERROR || !errbuf || errlen + 1 >= errcap)
-		return;
-	int n = vsnprintf(errbuf + errlen, errcap - errlen, fmt, args);
-	if (n > 0)
-		errlen += (size_t)n < errcap - errlen ? (size_t)n : errcap - errlen - 1;
-}
+#include "cfg.h"
 
 static const cyaml_strval_t type_names[] = { { "isolated", SBX_ISOLATED }, { "noop", SBX_NOOP } };
 
-static const cyaml_schema_value_t string_ptr = { CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0,
-								    CYAML_UNLIMITED) };
+/* X(S, TYPE, name, default, lo, hi, extra, doc) */
+#define POOL_PROFILE_KEYS(X)                                                                                 \
+	X(struct pool_profile_cfg, STR, name, NULL, 1, 64, NULL, "what Open.profile names (required)")       \
+	X(struct pool_profile_cfg, ENUM, type, "isolated", SBX_ISOLATED, SBX_NOOP, type_names,               \
+	  "isolated: a full sandbox; noop: exec answers OK at once without a process")                       \
+	X(struct pool_profile_cfg, STR, root, "/", 1, 4096, NULL,                                            \
+	  "read-only root: the host's / or an image dir")                                                    \
+	X(struct pool_profile_cfg, STR, hostname, "sandbox", 1, 64, NULL, "hostname inside the sandbox")     \
+	X(struct pool_profile_cfg, U32, warm, NULL, 0, 1000000, NULL, "sandboxes kept ready to claim")       \
+	X(struct pool_profile_cfg, U32, max, "256", 1, 1000000, NULL, "sandboxes of this profile at most")   \
+	X(struct pool_profile_cfg, U32, workdir_mb, "64", 1, 1048576, NULL, "tmpfs work area on /tmp, MiB")  \
+	X(struct pool_profile_cfg, U32, memory_mb, "512", 1, 16777216, NULL, "cgroup memory limit, MiB")     \
+	X(struct pool_profile_cfg, U32, pids, "128", 1, 1000000, NULL, "cgroup pids limit and RLIMIT_NPROC") \
+	X(struct pool_profile_cfg, U32, cpu_percent, NULL, 0, 100000, NULL,                                  \
+	  "cgroup cpu quota in percent of one cpu (0: none)")                                                \
+	X(struct pool_profile_cfg, U32, timeout_ms, "30000", 1, UINT32_MAX, NULL, "default exec timeout")    \
+	X(struct pool_profile_cfg, U32, max_timeout_ms, "600000", 1, UINT32_MAX, NULL,                       \
+	  "largest timeout a request may ask for")                                                           \
+	X(struct pool_profile_cfg, U32, output_cap, "65536", 1, UINT32_MAX, NULL,                            \
+	  "default bytes kept per stream")                                                                   \
+	X(struct pool_profile_cfg, U32, max_output_cap, "4194304", 1, (64u << 20) - 65536, NULL,             \
+	  "largest output cap a request may ask for")                                                        \
+	X(struct pool_profile_cfg, U32, nofile, "256", 16, 1048576, NULL, "RLIMIT_NOFILE")                   \
+	X(struct pool_profile_cfg, U32, file_mb, "64", 1, 1048576, NULL, "RLIMIT_FSIZE, MiB")                \
+	X(struct pool_profile_cfg, U32, uid_base, "200000", 1000, 0xfffffffeu, NULL,                         \
+	  "sandboxes run as host uids uid_base .. uid_base+uid_count-1 (an unprivileged range)")             \
+	X(struct pool_profile_cfg, U32, uid_count, "50000", 1, 0xfffffffeu, NULL, "size of the uid range")   \
+	X(struct pool_profile_cfg, SEQ, env, NULL, 0, SBX_MAX_ENV - 1, &cfg_string_schema,                   \
+	  "NAME=value entries (default: PATH, HOME=/tmp, LANG=C.UTF-8)")
 
-static const cyaml_schema_field_t profile_fields[] = {
-	CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, struct pool_profile_cfg, name, 1, 64),
-	CYAML_FIELD_ENUM("type", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, type, type_names, 2),
-	CYAML_FIELD_STRING_PTR("root", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_profile_cfg,
-			       root, 1, 4096),
-	CYAML_FIELD_STRING_PTR("hostname", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_profile_cfg,
-			       hostname, 1, 64),
-	CYAML_FIELD_UINT("warm", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, warm),
-	CYAML_FIELD_UINT("max", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, max),
-	CYAML_FIELD_UINT("workdir_mb", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, workdir_mb),
-	CYAML_FIELD_UINT("memory_mb", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, memory_mb),
-	CYAML_FIELD_UINT("pids", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, pids),
-	CYAML_FIELD_UINT("cpu_percent", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, cpu_percent),
-	CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, timeout_ms),
-	CYAML_FIELD_UINT("max_timeout_ms", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, max_timeout_ms),
-	CYAML_FIELD_UINT("output_cap", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, output_cap),
-	CYAML_FIELD_UINT("max_output_cap", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, max_output_cap),
-	CYAML_FIELD_UINT("nofile", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, nofile),
-	CYAML_FIELD_UINT("file_mb", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, file_mb),
-	CYAML_FIELD_UINT("uid_base", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, uid_base),
-	CYAML_FIELD_UINT("uid_count", CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, uid_count),
-	CYAML_FIELD_SEQUENCE("env", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_profile_cfg, env,
-			     &string_ptr, 0, SBX_MAX_ENV - 1),
-	CYAML_FIELD_END
-};
-
+static const struct cfg_key profile_keys[] = { POOL_PROFILE_KEYS(CFG_KEY_ROW) };
+static const cyaml_schema_field_t profile_fields[] = { POOL_PROFILE_KEYS(CFG_CYAML_FIELD) CYAML_FIELD_END };
 static const cyaml_schema_value_t profile_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pool_profile_cfg, profile_fields),
 };
 
-static const cyaml_schema_field_t pool_fields[] = {
-	CYAML_FIELD_STRING_PTR("identity", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg,
-			       identity, 1, 128),
-	CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg, listen, 1,
-			       256),
-	CYAML_FIELD_STRING_PTR("metrics", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg, metrics,
-			       1, 256),
-	CYAML_FIELD_STRING_PTR("cgroup", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg, cgroup, 1,
-			       64),
-	CYAML_FIELD_UINT("lease_ms", CYAML_FLAG_OPTIONAL, struct pool_cfg, lease_ms),
-	CYAML_FIELD_UINT("max_inflight", CYAML_FLAG_OPTIONAL, struct pool_cfg, max_inflight),
-	CYAML_FIELD_UINT("result_cache_s", CYAML_FLAG_OPTIONAL, struct pool_cfg, result_cache_s),
-	CYAML_FIELD_UINT("max_message_mb", CYAML_FLAG_OPTIONAL, struct pool_cfg, max_message_mb),
-	CYAML_FIELD_STRING_PTR("curve_secret_key", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg,
-			       curve_secret_key, 40, 40),
-	CYAML_FIELD_SEQUENCE("curve_allowed", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct pool_cfg,
-			     curve_allowed, &string_ptr, 0, 4096),
-	CYAML_FIELD_SEQUENCE("profiles", CYAML_FLAG_POINTER, struct pool_cfg, profiles, &profile_schema, 1,
-			     64),
-	CYAML_FIELD_END
-};
+#define POOL_KEYS(X)                                                                                      \
+	X(struct pool_cfg, STR, identity, "rollout-pool", 1, 128, NULL,                                   \
+	  "name reported in PoolHello and metrics")                                                       \
+	X(struct pool_cfg, STR, listen, "tcp://127.0.0.1:7710", 1, 256, NULL,                             \
+	  "ZeroMQ ROUTER endpoint coordinators connect to (tcp:// or ipc://)")                            \
+	X(struct pool_cfg, STR, metrics, NULL, 1, 256, NULL,                                              \
+	  "HOST:PORT of /metrics and /healthz; absent: none")                                             \
+	X(struct pool_cfg, STR, cgroup, "rollout-pool", 1, 64, NULL, "parent cgroup (v2 unified, or v1)") \
+	X(struct pool_cfg, U32, lease_ms, "10000", 100, 86400000, NULL,                                   \
+	  "lease of a coordinator that names none: silent this long, it loses its sandboxes")             \
+	X(struct pool_cfg, U32, max_inflight, "4096", 1, 1048576, NULL,                                   \
+	  "credits offered to each coordinator")                                                          \
+	X(struct pool_cfg, U32, result_cache_s, "60", 1, 86400, NULL,                                     \
+	  "answers kept to serve a repeated dispatch")                                                    \
+	X(struct pool_cfg, U32, max_message_mb, "64", 1, 1024, NULL,                                      \
+	  "larger ZeroMQ messages disconnect the peer")                                                   \
+	X(struct pool_cfg, U32, create_timeout_ms, "10000", 100, 600000, NULL,                            \
+	  "a sandbox creation not answered by the zygote within this fails (and is retried)")             \
+	X(struct pool_cfg, STR, curve_secret_key, NULL, 40, 40, NULL,                                     \
+	  "CURVE: this pool's secret key (Z85); the file must be readable by its owner only")             \
+	X(struct pool_cfg, SEQ, curve_allowed, NULL, 0, 4096, &cfg_string_schema,                         \
+	  "CURVE: the coordinators' public keys accepted")                                                \
+	X(struct pool_cfg, SEQ, profiles, NULL, 1, 64, &profile_schema, "environment profiles (see below)")
+
+static const struct cfg_key pool_keys[] = { POOL_KEYS(CFG_KEY_ROW) };
+static const cyaml_schema_field_t pool_fields[] = { POOL_KEYS(CFG_CYAML_FIELD) CYAML_FIELD_END };
 
 /* The top level holds `pool:`; rolloutd's keys may live in the same file under their own key. */
 struct pool_file {
@@ -95,137 +90,133 @@ static const cyaml_schema_value_t file_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct pool_file, file_fields),
 };
 
-static const cyaml_config_t cyaml_cfg = {
-	.log_fn = cfg_log,
-	.mem_fn = cyaml_mem,
-	.log_level = CYAML_LOG_ERROR,
-	.flags = CYAML_CFG_DEFAULT,
-};
+#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
-static int fail(char *err, size_t cap, const char *path, const char *fmt, ...)
+void pool_config_tables(const struct cfg_key **pool, size_t *npool, const struct cfg_key **profile,
+			size_t *nprofile)
 {
-	va_list ap;
-	int n = snprintf(err, cap, "%s: ", path);
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < cap)
-		vsnprintf(err + n, cap - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
+	*pool = pool_keys;
+	*npool = NKEYS(pool_keys);
+	*profile = profile_keys;
+	*nprofile = NKEYS(profile_keys);
 }
 
-/* String defaults are heap copies: cyaml_free releases every string field. */
-#define DEFAULT_STR(field, v)                \
-	do {                                 \
-		if (!(field))                \
-			(field) = strdup(v); \
-	} while (0)
-#define DEFAULT(field, v)              \
-	do {                           \
-		if (!(field))          \
-			(field) = (v); \
-	} while (0)
-
-static int check_profile(struct pool_profile_cfg *p, size_t i, const char *path, char *err, size_t cap)
+void pool_config_reference(FILE *f)
 {
-	DEFAULT_STR(p->root, "/");
-	DEFAULT_STR(p->hostname, "sandbox");
-	DEFAULT(p->max, 256);
-	DEFAULT(p->workdir_mb, 64);
-	DEFAULT(p->memory_mb, 512);
-	DEFAULT(p->pids, 128);
-	DEFAULT(p->timeout_ms, 30000);
-	DEFAULT(p->max_timeout_ms, 600000);
-	DEFAULT(p->output_cap, 65536);
-	DEFAULT(p->max_output_cap, 4u << 20);
-	DEFAULT(p->nofile, 256);
-	DEFAULT(p->file_mb, 64);
-	DEFAULT(p->uid_base, 200000);
-	DEFAULT(p->uid_count, 50000);
+	fprintf(f, "## pool\n\n");
+	cfg_reference(f, "pool", pool_keys, NKEYS(pool_keys));
+	fprintf(f, "\n## pool.profiles[]\n\n");
+	cfg_reference(f, "pool.profiles[]", profile_keys, NKEYS(profile_keys));
+}
+
+static int check_profile(struct pool_profile_cfg *p, unsigned i, const char *path, char *err, size_t cap)
+{
+	char sec[64];
+	snprintf(sec, sizeof(sec), "pool.profiles[%u]", i);
+	if (!p->name)
+		return cfg_fail(err, cap, path, "pool.profiles", i, "profiles[%u]: name is required", i);
+	int rc = cfg_apply(p, profile_keys, NKEYS(profile_keys), path, sec, err, cap);
+	if (rc)
+		return rc;
+	/* Messages name the entry by index and name: a name came from the file, it is short
+	 * (64 at most) and is printed as the user wrote it. */
 	if (p->warm > p->max)
-		return fail(err, cap, path, "profiles[%zu] (%s): warm %u is above max %u", i, p->name,
-			    p->warm, p->max);
+		return cfg_fail(err, cap, path, "pool.profiles.warm", i,
+				"profiles[%u] (%s): warm %u is above max %u", i, p->name, p->warm, p->max);
 	if (p->timeout_ms > p->max_timeout_ms)
-		return fail(err, cap, path, "profiles[%zu] (%s): timeout_ms above max_timeout_ms", i,
-			    p->name);
-	if (p->output_cap > p->max_output_cap || p->max_output_cap > (64u << 20) - 65536)
-		return fail(err, cap, path,
-			    "profiles[%zu] (%s): output_cap must be <= max_output_cap <= 63 MiB", i, p->name);
-	if (p->uid_base < 1000 || (uint64_t)p->uid_base + p->uid_count > 0xfffffffeull)
-		return fail(err, cap, path, "profiles[%zu] (%s): uid_base must be an unprivileged range", i,
-			    p->name);
-	if (p->cpu_percent > 100000 || p->nofile < 16 || p->pids > 1000000)
-		return fail(err, cap, path, "profiles[%zu] (%s): limit out of range", i, p->name);
+		return cfg_fail(err, cap, path, "pool.profiles.timeout_ms", i,
+				"profiles[%u] (%s): timeout_ms above max_timeout_ms", i, p->name);
+	if (p->output_cap > p->max_output_cap)
+		return cfg_fail(err, cap, path, "pool.profiles.output_cap", i,
+				"profiles[%u] (%s): output_cap must be <= max_output_cap <= 63 MiB", i,
+				p->name);
+	if ((uint64_t)p->uid_base + p->uid_count > 0xfffffffeull)
+		return cfg_fail(err, cap, path, "pool.profiles.uid_base", i,
+				"profiles[%u] (%s): uid_base must be an unprivileged range", i, p->name);
 	struct stat st;
 	if (p->type == SBX_ISOLATED && (stat(p->root, &st) < 0 || !S_ISDIR(st.st_mode)))
-		return fail(err, cap, path, "profiles[%zu] (%s): root '%s' is not a directory", i, p->name,
-			    p->root);
+		return cfg_fail(err, cap, path, "pool.profiles.root", i,
+				"profiles[%u] (%s): root '%s' is not a directory", i, p->name, p->root);
 	for (size_t e = 0; e < p->env_count; e++)
 		if (!strchr(p->env[e], '=') || p->env[e][0] == '=')
-			return fail(err, cap, path, "profiles[%zu] (%s): env entry '%s' is not NAME=value", i,
-				    p->name, p->env[e]);
+			return cfg_fail(err, cap, path, "pool.profiles.env", i,
+					"profiles[%u] (%s): env entry '%s' is not NAME=value", i, p->name,
+					p->env[e]);
 	return 0;
+}
+
+int pool_config_check_private(const char *path, char *err, size_t errsz)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (!realpath(path, real) || stat(real, &st) < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!(st.st_mode & 0044))
+		return 0;
+	/* Readable by group or others: private only if a directory above lets them through
+	 * to nothing (no search permission for group and others). */
+	for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+		*slash = 0;
+		struct stat d;
+		if (stat(real[0] ? real : "/", &d) == 0 && !(d.st_mode & 0011))
+			return 0;
+		if (!real[0])
+			break;
+	}
+	snprintf(
+	    err, errsz,
+	    "%s: holds curve_secret_key but other users can read it (mode %04o): chmod 600 it (and keep it "
+	    "out of sandboxes' reach)",
+	    path, (unsigned)(st.st_mode & 07777));
+	return -EACCES;
 }
 
 int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t errsz)
 {
-	struct stat st;
 	*out = NULL;
-	if (stat(path, &st) < 0)
-		return fail(err, errsz, path, "%s", strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return fail(err, errsz, path, "not a regular file");
-	if (st.st_size == 0)
-		return fail(err, errsz, path, "empty file");
-	char logbuf[1024] = { 0 };
-	errbuf = logbuf;
-	errcap = sizeof(logbuf);
-	errlen = 0;
 	struct pool_file *f = NULL;
-	cyaml_err_t rc = cyaml_load_file(path, &cyaml_cfg, &file_schema, (cyaml_data_t **)&f, NULL);
-	errbuf = NULL;
-	if (rc != CYAML_OK) {
-		for (size_t i = strlen(logbuf); i > 0 && logbuf[i - 1] == '\n'; i--)
-			logbuf[i - 1] = 0;
-		for (char *c = logbuf; *c; c++)
-			if (*c == '\n')
-				*c = ';';
-		return fail(err, errsz, path, "%s%s%s", cyaml_strerror(rc), logbuf[0] ? ": " : "", logbuf);
-	}
+	int r = cfg_load(path, &file_schema, (void **)&f, err, errsz);
+	if (r)
+		return r;
 	if (!f || !f->pool) { /* a file of comments only is an empty document */
-		if (f)
-			cyaml_free(&cyaml_cfg, &file_schema, f, 0);
-		return fail(err, errsz, path, "no pool: section");
+		cfg_free(&file_schema, f);
+		return cfg_fail(err, errsz, path, "pool", 0, "no pool: section");
 	}
 	struct pool_cfg *c = f->pool;
-	DEFAULT_STR(c->identity, "rollout-pool");
-	DEFAULT_STR(c->listen, "tcp://127.0.0.1:7710");
-	DEFAULT_STR(c->cgroup, "rollout-pool");
-	DEFAULT(c->lease_ms, 10000);
-	DEFAULT(c->max_inflight, 4096);
-	DEFAULT(c->result_cache_s, 60);
-	DEFAULT(c->max_message_mb, 64);
-	int r = 0;
-	for (size_t i = 0; i < c->profiles_count && !r; i++) {
+	r = cfg_apply(c, pool_keys, NKEYS(pool_keys), path, "pool", err, errsz);
+	for (unsigned i = 0; i < c->profiles_count && !r; i++) {
 		r = check_profile(&c->profiles[i], i, path, err, errsz);
-		for (size_t j = 0; j < i && !r; j++)
+		for (unsigned j = 0; j < i && !r; j++)
 			if (strcmp(c->profiles[i].name, c->profiles[j].name) == 0)
-				r = fail(err, errsz, path, "profiles[%zu]: duplicate profile name '%s'", i,
-					 c->profiles[i].name);
+				r = cfg_fail(err, errsz, path, "pool.profiles.name", i,
+					     "profiles[%u]: duplicate profile name '%s'", i,
+					     c->profiles[i].name);
 	}
 	if (!r && c->curve_allowed_count && !c->curve_secret_key)
-		r = fail(err, errsz, path, "pool.curve_allowed needs pool.curve_secret_key");
+		r = cfg_fail(err, errsz, path, "pool.curve_allowed", 0,
+			     "pool.curve_allowed needs pool.curve_secret_key");
 	if (!r && c->curve_secret_key && !c->curve_allowed_count)
-		r = fail(err, errsz, path,
-			 "pool.curve_secret_key without pool.curve_allowed: CURVE needs an allowlist of "
-			 "coordinator keys");
+		r = cfg_fail(err, errsz, path, "pool.curve_secret_key", 0,
+			     "pool.curve_secret_key without pool.curve_allowed: CURVE needs an allowlist of "
+			     "coordinator keys");
 	for (unsigned i = 0; !r && i < c->curve_allowed_count; i++)
 		if (strlen(c->curve_allowed[i]) != 40)
-			r = fail(err, errsz, path, "pool.curve_allowed[%u] is not a 40-character Z85 key", i);
+			r = cfg_fail(err, errsz, path, "pool.curve_allowed", 0,
+				     "pool.curve_allowed[%u] is not a 40-character Z85 key", i);
 	if (!r && strncmp(c->listen, "tcp://", 6) && strncmp(c->listen, "ipc://", 6))
-		r = fail(err, errsz, path, "pool.listen '%s' must be tcp://HOST:PORT or ipc://PATH",
-			 c->listen);
+		r = cfg_fail(err, errsz, path, "pool.listen", 0,
+			     "pool.listen '%s' must be tcp://HOST:PORT or ipc://PATH", c->listen);
+	if (!r && c->curve_secret_key)
+		r = pool_config_check_private(path, err, errsz);
+	/* The file's real path, hidden in sandboxes. A config without one (a memfd) has
+	 * nothing a sandbox could open. */
+	if (!r)
+		c->source = realpath(path, NULL);
 	if (r) {
-		cyaml_free(&cyaml_cfg, &file_schema, f, 0);
+		f->pool = c;
+		cfg_free(&file_schema, f);
 		return r;
 	}
 	f->pool = NULL;
@@ -239,8 +230,10 @@ void pool_config_free(struct pool_cfg *c)
 	if (!c)
 		return;
 	struct pool_file *f = c->_file;
+	free(c->source);
+	c->source = NULL;
 	f->pool = c;
-	cyaml_free(&cyaml_cfg, &file_schema, f, 0);
+	cfg_free(&file_schema, f);
 }
 
 void pool_profile_to_sbx(const struct pool_profile_cfg *c, struct sbx_profile *p)

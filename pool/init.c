@@ -2,8 +2,7 @@
  * capabilities, seccomp). It reads Requests from the pool, runs them and writes back one
  * Completion each. An exec runs in its own session with pipes for the three streams; at
  * the wall-clock timeout init kills every other process of the namespace (kill(-1) from
- * pid 1), so nothing a command started survives it. Files are resolved beneath the work
- * area (openat2 RESOLVE_BENEATH): no path or symlink leads out of it. */
+ * pid 1), so nothing a command started survives it. File actions are in initfile.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -20,22 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rollout_wire.h"
-#include "sandbox.h"
+#include "init_int.h"
 
 #define MAX_ARGS 4096
 #define MAX_ENVS 1024
 #define GRACE_MS 50 /* after the command exits, how long to wait for its pipes to close */
-
-struct init {
-	const struct sbx_profile *p;
-	int fd;
-	int workfd; /* O_PATH of /tmp */
-	uint8_t *in;
-	size_t in_cap;
-	uint8_t *out;
-	size_t out_cap;
-};
 
 static uint64_t now_us(void)
 {
@@ -76,36 +64,11 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static void *grow(void *old, size_t old_cap, size_t cap)
-{
-	void *p = old ? mremap(old, old_cap, cap, MREMAP_MAYMOVE)
-		      : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* What one action produced, before it becomes a Completion. */
-struct outcome {
-	int status;
-	bool infra;
-	const char *message;
-	int kind; /* rw_Result_* */
-	/* exec */
-	int exit_code, signal;
-	const uint8_t *so, *se;
-	size_t so_len, se_len;
-	bool so_trunc, se_trunc;
-	uint64_t wall_us, cpu_us, peak_kib;
-	/* get file */
-	const uint8_t *data;
-	size_t data_len;
-	bool data_trunc;
-};
-
 static int send_completion(struct init *in, uint64_t dispatch, uint64_t request_id, const struct outcome *o)
 {
 	size_t need = 4096 + o->so_len + o->se_len + o->data_len + (o->message ? strlen(o->message) : 0);
 	if (need + 4 > in->out_cap) {
-		uint8_t *p = grow(in->out, in->out_cap, need + 4);
+		uint8_t *p = init_grow(in->out, in->out_cap, need + 4);
 		if (!p)
 			return -ENOMEM;
 		in->out = p;
@@ -155,154 +118,6 @@ static int send_completion(struct init *in, uint64_t dispatch, uint64_t request_
 	uint32_t len = (uint32_t)n;
 	memcpy(in->out + 4, &len, 4);
 	return write_full(in->fd, in->out + 4, 4 + (size_t)n);
-}
-
-/* Maps a path from a request to one relative to the work area; NULL if it lies outside. */
-static const char *work_relative(const char *path)
-{
-	if (path[0] != '/')
-		return path[0] ? path : NULL;
-	if (strncmp(path, "/tmp", 4) != 0 || (path[4] != '/' && path[4] != 0))
-		return NULL;
-	path += 4;
-	while (*path == '/')
-		path++;
-	return *path ? path : NULL;
-}
-
-static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
-{
-	struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC | O_NOCTTY,
-				.mode = mode,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
-	if (!(flags & O_CREAT))
-		how.mode = 0;
-	int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-	return fd < 0 ? -errno : fd;
-}
-
-static void file_error(struct outcome *o, int err)
-{
-	switch (-err) {
-	case ENOENT:
-	case ENOTDIR:
-		o->status = rw_Status_NOT_FOUND;
-		o->message = "no such file in the sandbox";
-		break;
-	case EXDEV:
-	case ELOOP:
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		o->status = rw_Status_PERMISSION_DENIED;
-		o->message = "path escapes the work area or is not accessible";
-		break;
-	case EFBIG:
-		o->status = rw_Status_FILE_TOO_LARGE;
-		o->message = "file over the size limit of the profile";
-		break;
-	case ENOSPC:
-	case EDQUOT:
-		o->status = rw_Status_FILE_TOO_LARGE;
-		o->message = "no space left in the work area";
-		break;
-	default:
-		o->status = rw_Status_BAD_REQUEST;
-		o->message = "cannot access the path";
-	}
-}
-
-static void do_put(struct init *in, const rw_PutFile_t *pf, struct outcome *o)
-{
-	const char *path = rw_PutFile_path(pf);
-	const char *rel = path ? work_relative(path) : NULL;
-	if (!rel) {
-		o->status = rw_Status_PERMISSION_DENIED;
-		o->message = "path is outside the work area";
-		return;
-	}
-	const uint8_t *data = NULL;
-	size_t len = rw_PutFile_data(pf, &data);
-	int fd = open_beneath(in->workfd, rel, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
-			      (mode_t)(rw_PutFile_mode(pf) & 07777));
-	if (fd < 0) {
-		file_error(o, fd);
-		return;
-	}
-	size_t done = 0;
-	int rc = 0;
-	while (done < len) {
-		ssize_t n = write(fd, data + done, len - done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		done += (size_t)n;
-	}
-	if (!rc && fchmod(fd, (mode_t)(rw_PutFile_mode(pf) & 0777)) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc)
-		file_error(o, rc);
-}
-
-static void do_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_t **buf, size_t *cap)
-{
-	const char *path = rw_GetFile_path(gf);
-	const char *rel = path ? work_relative(path) : NULL;
-	if (!rel) {
-		o->status = rw_Status_PERMISSION_DENIED;
-		o->message = "path is outside the work area";
-		return;
-	}
-	size_t max = rw_GetFile_max_bytes(gf) ? rw_GetFile_max_bytes(gf) : in->p->output_cap;
-	if (max > in->p->max_output_cap)
-		max = in->p->max_output_cap;
-	int fd = open_beneath(in->workfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-	if (fd < 0) {
-		file_error(o, fd);
-		return;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		o->status = rw_Status_BAD_REQUEST;
-		o->message = "not a regular file";
-		return;
-	}
-	if (*cap < max + 1) {
-		uint8_t *p = grow(*buf, *cap, max + 1);
-		if (!p) {
-			close(fd);
-			o->status = rw_Status_INTERNAL;
-			o->infra = true;
-			return;
-		}
-		*buf = p;
-		*cap = max + 1;
-	}
-	size_t got = 0;
-	/* Read one byte past the cap to learn whether the file is larger. */
-	while (got < max + 1) {
-		ssize_t n = read(fd, *buf + got, max + 1 - got);
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			break;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	o->kind = rw_Result_FileData;
-	o->data = *buf;
-	o->data_len = got > max ? max : got;
-	o->data_trunc = got > max;
-	if (o->data_trunc) {
-		o->status = rw_Status_OUTPUT_LIMIT;
-		o->message = "file larger than the output cap; data holds its beginning";
-	}
 }
 
 struct stream {
@@ -388,15 +203,15 @@ static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, str
 	const char *cwd = rw_Exec_cwd(ex);
 	if (cwd && *cwd) {
 		/* The working directory persists: later steps without cwd run where this one did. */
-		const char *rel = work_relative(cwd);
-		int dfd = rel ? open_beneath(in->workfd, rel, O_PATH | O_DIRECTORY, 0)
+		const char *rel = init_work_relative(cwd);
+		int dfd = rel ? init_open_beneath(in->workfd, rel, O_PATH | O_DIRECTORY, 0)
 			      : (cwd[0] == '/' ? -EXDEV : -ENOENT);
 		if (!rel && strcmp(cwd, "/tmp") == 0)
-			dfd = open_beneath(in->workfd, ".", O_PATH | O_DIRECTORY, 0);
+			dfd = init_open_beneath(in->workfd, ".", O_PATH | O_DIRECTORY, 0);
 		if (dfd < 0 || fchdir(dfd) < 0) {
 			if (dfd >= 0)
 				close(dfd);
-			file_error(o, dfd < 0 ? dfd : -errno);
+			init_file_error(o, dfd < 0 ? dfd : -errno);
 			o->message = "cannot enter cwd";
 			return;
 		}
@@ -580,8 +395,8 @@ void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, in
 	if (in.workfd < 0)
 		_exit(2);
 	struct stream so = { .fd = -1 }, se = { .fd = -1 };
-	so.buf = grow(NULL, 0, p->max_output_cap + 1);
-	se.buf = grow(NULL, 0, p->max_output_cap + 1);
+	so.buf = init_grow(NULL, 0, p->max_output_cap + 1);
+	se.buf = init_grow(NULL, 0, p->max_output_cap + 1);
 	uint8_t *filebuf = NULL;
 	size_t filecap = 0;
 	if (!so.buf || !se.buf)
@@ -594,7 +409,7 @@ void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, in
 			_exit(3);
 		if (len > in.in_cap) {
 			size_t cap = (len + 65535) & ~(size_t)65535;
-			uint8_t *b = grow(in.in, in.in_cap, cap);
+			uint8_t *b = init_grow(in.in, in.in_cap, cap);
 			if (!b)
 				_exit(4);
 			in.in = b;
@@ -621,10 +436,11 @@ void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, in
 					do_exec(&in, rw_Request_action_as_Exec(r), &o, &so, &se);
 					break;
 				case rw_Action_PutFile:
-					do_put(&in, rw_Request_action_as_PutFile(r), &o);
+					init_put(&in, rw_Request_action_as_PutFile(r), &o);
 					break;
 				case rw_Action_GetFile:
-					do_get(&in, rw_Request_action_as_GetFile(r), &o, &filebuf, &filecap);
+					init_get(&in, rw_Request_action_as_GetFile(r), &o, &filebuf,
+						 &filecap);
 					break;
 				default:
 					o.status = rw_Status_BAD_REQUEST;

@@ -1,108 +1,56 @@
-/* rollout-pool: serves sandboxes to coordinators over ZeroMQ.
- *   rollout-pool --config FILE [--log-level LEVEL]
- *   rollout-pool --check-config FILE */
-#include <errno.h>
-#include <getopt.h>
-#include <signal.h>
+/* rollout-pool: serves sandboxes to coordinators over ZeroMQ. Start-up, the command line
+ * and exit statuses are common/daemon.c's; this file says what is the pool's. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <zmq.h>
 
 #include "config.h"
-#include "log.h"
+#include "daemon.h"
 #include "pool.h"
 
-static volatile int stop_flag;
-
-static void on_signal(int sig)
+static int load(const char *path, void **cfg, char *err, size_t errsz)
 {
-	(void)sig;
-	stop_flag = 1;
+	return pool_config_load(path, (struct pool_cfg **)cfg, err, errsz);
 }
 
-static void usage(FILE *f)
+static void free_cfg(void *cfg)
 {
-	fprintf(f, "usage: rollout-pool --config FILE [--log-level debug|info|warn|error]\n"
-		   "       rollout-pool --check-config FILE\n"
-		   "Keeps warm, isolated sandboxes per environment profile and runs actions in them for\n"
-		   "rolloutd coordinators over ZeroMQ. SIGTERM drains running actions and exits.\n");
+	pool_config_free(cfg);
+}
+
+static void describe(const void *cfg, FILE *f)
+{
+	const struct pool_cfg *c = cfg;
+	fprintf(f, "%u profile%s", c->profiles_count, c->profiles_count == 1 ? "" : "s");
+}
+
+static bool wants_curve(const void *cfg)
+{
+	return ((const struct pool_cfg *)cfg)->curve_secret_key != NULL;
+}
+
+static int run(void *cfg, atomic_int *stop, char *err, size_t errsz)
+{
+	struct pool *p;
+	int rc = pool_create(&p, cfg, err, errsz);
+	if (rc)
+		return rc;
+	rc = pool_run(p, stop, err, errsz);
+	pool_destroy(p);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = { { "config", required_argument, NULL, 'c' },
-					    { "check-config", required_argument, NULL, 'k' },
-					    { "log-level", required_argument, NULL, 'l' },
-					    { "help", no_argument, NULL, 'h' },
-					    { "version", no_argument, NULL, 'V' },
-					    { 0 } };
-	const char *config = NULL;
-	bool check = false;
-	int c;
-	rlog_set_prog("rollout-pool");
-	while ((c = getopt_long(argc, argv, "c:hV", lo, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'k':
-			config = optarg;
-			check = true;
-			break;
-		case 'l':
-			if (rlog_set_level(optarg)) {
-				fprintf(stderr, "rollout-pool: unknown log level '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'V':
-			printf("rollout-pool 0.1.0\n");
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!config || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	char err[1024];
-	struct pool_cfg *cfg;
-	if (pool_config_load(config, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "rollout-pool: %s\n", err);
-		return 1;
-	}
-	if (check) {
-		printf("%s: ok (%u profile%s)\n", config, cfg->profiles_count,
-		       cfg->profiles_count == 1 ? "" : "s");
-		pool_config_free(cfg);
-		return 0;
-	}
-	int major, minor, patch;
-	zmq_version(&major, &minor, &patch);
-	if (major * 10000 + minor * 100 + patch < 40303) {
-		fprintf(stderr, "rollout-pool: libzmq %d.%d.%d is too old (need >= 4.3.3)\n", major, minor,
-			patch);
-		return 1;
-	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	struct pool *p;
-	int rc = pool_create(&p, cfg, err, sizeof(err));
-	if (rc) {
-		fprintf(stderr, "rollout-pool: %s\n", err);
-		pool_config_free(cfg);
-		return 1;
-	}
-	rc = pool_run(p, &stop_flag);
-	pool_destroy(p);
-	pool_config_free(cfg);
-	return rc ? 1 : 0;
+	static const struct daemon_spec spec = {
+		.prog = "rollout-pool",
+		.usage =
+		    "Keeps warm, isolated sandboxes per environment profile and runs actions in them for\n"
+		    "rolloutd coordinators over ZeroMQ. SIGTERM drains running actions and exits.\n",
+		.load = load,
+		.free_cfg = free_cfg,
+		.describe = describe,
+		.reference = pool_config_reference,
+		.wants_curve = wants_curve,
+		.run = run,
+	};
+	return daemon_main(argc, argv, &spec);
 }

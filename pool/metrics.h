@@ -1,19 +1,19 @@
-/* rollout-pool metrics: counters and histograms updated by the event loop, served as
- * Prometheus text on /metrics (and /healthz) by libmicrohttpd. Every function accepts NULL. */
+/* rollout-pool's metrics: counters, gauges and histograms updated by the event loop with
+ * relaxed atomics, rendered as Prometheus text (common/prom.h) and served on /metrics and
+ * /healthz by common/promhttp.h on its own thread. Every update function accepts NULL. */
 #ifndef ROLLOUT_POOL_METRICS_H
 #define ROLLOUT_POOL_METRICS_H
 
-#include <arpa/inet.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct pool_metrics;
 
-/* addr "HOST:PORT" (IPv4) or NULL for no endpoint (metrics still collected). */
+/* addr "HOST:PORT" or NULL for no endpoint (metrics are still collected). 0, -ENOMEM,
+ * -EINVAL (bad address) or -EADDRINUSE. */
 int pool_metrics_start(struct pool_metrics **m, const char *addr, const char *identity);
 void pool_metrics_stop(struct pool_metrics *m);
-/* The exposition text; the caller frees it. */
+/* The exposition text (malloc'ed, the caller frees) or NULL. */
 char *pool_metrics_render(struct pool_metrics *m, size_t *len);
 
 void pool_metrics_completion(struct pool_metrics *m, int status);
@@ -22,9 +22,15 @@ void pool_metrics_refused(struct pool_metrics *m);
 void pool_metrics_duplicate(struct pool_metrics *m);
 void pool_metrics_lease_expired(struct pool_metrics *m);
 void pool_metrics_create_failed(struct pool_metrics *m);
+void pool_metrics_create_timeout(struct pool_metrics *m);
+/* An answer the ROUTER could not take (peer unreachable or queue full): kept and retried. */
+void pool_metrics_send_deferred(struct pool_metrics *m);
+/* An undelivered answer given up because its coordinator's lease expired. */
+void pool_metrics_answer_dropped(struct pool_metrics *m);
 void pool_metrics_sandboxes(struct pool_metrics *m, int delta);
 void pool_metrics_create_ns(struct pool_metrics *m, uint64_t ns);
 void pool_metrics_exec_ns(struct pool_metrics *m, uint64_t ns);
-void pool_metrics_gauges(struct pool_metrics *m, uint32_t warm, uint32_t leased, uint32_t inflight);
+void pool_metrics_gauges(struct pool_metrics *m, uint32_t warm, uint32_t leased, uint32_t inflight,
+			 uint32_t coordinators);
 
 #endif

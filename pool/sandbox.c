@@ -5,6 +5,7 @@
  * with no capabilities, then no_new_privs and the seccomp filter, and only then the init
  * loop that runs untrusted code. */
 #include "sandbox.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,136 +34,28 @@
 
 #define STACK_SIZE (256u << 10)
 
-/* Syscalls no sandbox needs and an attacker would love: the process is killed. */
-static const char *const kill_list[] = {
-	"ptrace",
-	"process_vm_readv",
-	"process_vm_writev",
-	"perf_event_open",
-	"bpf",
-	"userfaultfd",
-	"keyctl",
-	"add_key",
-	"request_key",
-	"mount",
-	"umount2",
-	"pivot_root",
-	"chroot",
-	"setns",
-	"unshare",
-	"kexec_load",
-	"kexec_file_load",
-	"init_module",
-	"finit_module",
-	"delete_module",
-	"reboot",
-	"swapon",
-	"swapoff",
-	"acct",
-	"settimeofday",
-	"clock_settime",
-	"clock_adjtime",
-	"adjtimex",
-	"iopl",
-	"ioperm",
-	"syslog",
-	"quotactl",
-	"vhangup",
-	"open_by_handle_at",
-	"name_to_handle_at",
-	"lookup_dcookie",
-	"fanotify_init",
-	"mount_setattr",
-	"fsopen",
-	"fsmount",
-	"fsconfig",
-	"fspick",
-	"move_mount",
-	"open_tree",
-	"pidfd_getfd",
-	"kcmp",
-	"personality",
-	"uselib",
-	"nfsservctl",
-	"_sysctl",
-	"sysfs",
-	"ustat",
-	"vm86",
-	"vm86old",
-	"create_module",
-	"get_kernel_syms",
-	"query_module",
-	"lsm_set_self_attr",
-};
-/* Refused with an errno so that programs probing for them fall back. */
-static const char *const enosys_list[] = { "io_uring_setup", "io_uring_enter", "io_uring_register",
-					   "clone3" };
-
-static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name)
+/* The empty file bound over masked paths: ours, regular, empty and read-only, shared by
+ * every pool of this uid on the host (a start after a crash finds it there). Anything
+ * else at the name is replaced. */
+static int make_empty_file(struct sbx_runtime *rt)
 {
-	int nr = seccomp_syscall_resolve_name(name);
-	if (nr == __NR_SCMP_ERROR)
-		return 0; /* not on this architecture */
-	return seccomp_rule_add(ctx, action, nr, 0);
-}
-
-/* Builds the filter once with libseccomp and exports the BPF program, so a sandbox only
- * has to hand it to the kernel. */
-static int build_seccomp(struct sock_fprog **out)
-{
-	int rc = -ENOMEM;
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (!ctx)
-		return -ENOMEM;
-	/* Only the native ABI: 32-bit and x32 entry points are a classic filter bypass. */
-	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)))
-		goto out;
-	for (size_t i = 0; i < sizeof(kill_list) / sizeof(kill_list[0]); i++)
-		if ((rc = add_rule(ctx, SCMP_ACT_KILL_PROCESS, kill_list[i])))
-			goto out;
-	for (size_t i = 0; i < sizeof(enosys_list) / sizeof(enosys_list[0]); i++)
-		if ((rc = add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), enosys_list[i])))
-			goto out;
-	/* New namespaces through clone flags. */
-	static const uint64_t ns_flags[] = { CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
-					     CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWTIME };
-	for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++)
-		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-					   SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]))))
-			goto out;
-	/* No netlink or packet sockets: nothing to learn about or configure in the netns. */
-	static const int bad_af[] = { AF_NETLINK, AF_PACKET, AF_KEY, AF_VSOCK };
-	for (size_t i = 0; i < sizeof(bad_af) / sizeof(bad_af[0]); i++)
-		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-					   SCMP_A0(SCMP_CMP_EQ, (uint64_t)bad_af[i]))))
-			goto out;
-	/* TIOCSTI pushes input into a terminal another process reads. */
-	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
-				   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))))
-		goto out;
-
-	int mfd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
-	if (mfd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if ((rc = seccomp_export_bpf(ctx, mfd)) == 0) {
-		off_t len = lseek(mfd, 0, SEEK_END);
-		struct sock_fprog *prog = malloc(sizeof(*prog) + (size_t)len);
-		if (!prog || len <= 0 || len % sizeof(struct sock_filter) ||
-		    pread(mfd, prog + 1, (size_t)len, 0) != len) {
-			free(prog);
-			rc = -EIO;
-		} else {
-			prog->len = (unsigned short)(len / sizeof(struct sock_filter));
-			prog->filter = (struct sock_filter *)(prog + 1);
-			*out = prog;
+	snprintf(rt->empty, sizeof(rt->empty), "%s.empty", rt->staging);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = open(rt->empty, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+		if (fd >= 0) {
+			struct stat st;
+			bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+				  st.st_uid == geteuid() && !(st.st_mode & 0222);
+			close(fd);
+			if (ok)
+				return 0;
+		} else if (errno != ELOOP && errno != EACCES) {
+			return -errno;
 		}
+		if (unlink(rt->empty) < 0 && errno != ENOENT)
+			return -errno;
 	}
-	close(mfd);
-out:
-	seccomp_release(ctx);
-	return rc;
+	return -EEXIST;
 }
 
 int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
@@ -181,7 +73,7 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 	}
 	rt->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	rt->userns = geteuid() != 0;
-	int rc = build_seccomp((struct sock_fprog **)&rt->seccomp_prog);
+	int rc = sbx_seccomp_build((struct sock_fprog **)&rt->seccomp_prog);
 	if (rc)
 		return rc;
 	/* The staging mount point: an empty directory nobody else uses. */
@@ -189,9 +81,47 @@ int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group)
 	snprintf(rt->staging, sizeof(rt->staging), "%s/rollout-pool-root", base);
 	if (mkdir(rt->staging, 0755) < 0 && errno != EEXIST)
 		return -errno;
+	if ((rc = make_empty_file(rt)))
+		return rc;
 	if (!rt->userns && cg_init(&rt->cg, NULL, cgroup_group ? cgroup_group : "rollout-pool") == 0) {
 		rt->cgroups = true;
 		cg_reap_stale(&rt->cg);
+	}
+	return 0;
+}
+
+int sbx_runtime_mask(struct sbx_runtime *rt, const char *path)
+{
+	if (!path || path[0] != '/' || strlen(path) >= sizeof(rt->masks[0]))
+		return -EINVAL;
+	if (rt->nmasks >= SBX_MAX_MASKS)
+		return -ENOSPC;
+	snprintf(rt->masks[rt->nmasks++], sizeof(rt->masks[0]), "%s", path);
+	return 0;
+}
+
+/* Binds the empty file over every masked path that lies inside the profile root (a path
+ * outside an image root is not in the sandbox at all). */
+static int mask_files(const struct sbx_runtime *rt, const struct sbx_profile *p)
+{
+	size_t rl = strlen(p->root);
+	while (rl > 1 && p->root[rl - 1] == '/')
+		rl--;
+	bool host_root = rl == 1 && p->root[0] == '/';
+	for (int i = 0; i < rt->nmasks; i++) {
+		const char *m = rt->masks[i];
+		if (!host_root && (strncmp(m, p->root, rl) != 0 || m[rl] != '/'))
+			continue;
+		char dst[4400];
+		snprintf(dst, sizeof(dst), "%s%s", rt->staging, host_root ? m : m + rl);
+		if (mount(rt->empty, dst, NULL, MS_BIND, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		if (mount(NULL, dst, NULL,
+			  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return -errno;
 	}
 	return 0;
 }
@@ -248,6 +178,8 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 		return -errno;
 	if (mount(p->root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -errno;
+	if ((rc = mask_files(rt, p)))
+		return rc;
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
 	if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
 	    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
@@ -459,8 +391,9 @@ static int write_file_str(const char *path, const char *s)
 	if (fd < 0)
 		return -errno;
 	ssize_t n = write(fd, s, strlen(s));
+	int rc = n < 0 ? -errno : (size_t)n == strlen(s) ? 0 : -EIO;
 	close(fd);
-	return n < 0 ? -errno : 0;
+	return rc;
 }
 
 int sbx_netns_fill(struct sbx_runtime *rt, int want)
@@ -546,15 +479,22 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 		goto fail;
 	}
 	if (rt->userns) {
+		/* Without its maps the child would run as the overflow uid: fail the creation. */
 		char path[64], map[64];
 		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-		write_file_str(path, "deny");
+		rc = write_file_str(path, "deny");
 		snprintf(map, sizeof(map), "0 %u 1", (unsigned)geteuid());
 		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-		write_file_str(path, map);
+		if (!rc)
+			rc = write_file_str(path, map);
 		snprintf(map, sizeof(map), "0 %u 1", (unsigned)getegid());
 		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-		write_file_str(path, map);
+		if (!rc)
+			rc = write_file_str(path, map);
+		if (rc) {
+			close(sync[1]);
+			goto fail;
+		}
 	}
 	if (rt->cgroups)
 		out->oom_before = cg_oom_kills(&rt->cg, out->cgname);
@@ -571,7 +511,10 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 		rc = status[0];
 		goto fail;
 	}
-	fcntl(out->fd, F_SETFL, O_NONBLOCK);
+	if (fcntl(out->fd, F_SETFL, O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	return 0;
 fail_fds:
 	close(sv[0]);

@@ -20,6 +20,7 @@
 
 #define SBX_MAX_ENV     32
 #define SBX_NETNS_STOCK 256
+#define SBX_MAX_MASKS   4
 
 enum sbx_type { SBX_ISOLATED = 0, SBX_NOOP = 1 };
 
@@ -64,6 +65,11 @@ struct sbx_runtime {
 	int netns[SBX_NETNS_STOCK];
 	int nnetns;
 	int host_netns; /* the pool's own, to return to after making one */
+	/* Host files no sandbox may read whatever their mode (the pool's config, which may
+	 * hold its CURVE secret): an empty read-only file is bound over each. */
+	char masks[SBX_MAX_MASKS][4096];
+	int nmasks;
+	char empty[280]; /* that empty file */
 };
 
 struct sbx {
@@ -81,6 +87,9 @@ struct sbx {
  * a crashed pool left behind (cgroups named like ours). */
 int sbx_runtime_init(struct sbx_runtime *rt, const char *cgroup_group);
 void sbx_runtime_free(struct sbx_runtime *rt);
+/* Adds an absolute host path to hide in every sandbox created afterwards. 0, -EINVAL
+ * (relative or too long) or -ENOSPC. */
+int sbx_runtime_mask(struct sbx_runtime *rt, const char *path);
 
 /* Adds network namespaces to the stock until it holds `want` (at most SBX_NETNS_STOCK);
  * returns how many it holds. Call when idle. */

@@ -5,8 +5,10 @@
 #include "zygote.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -60,11 +62,50 @@ static void destroy_all(struct sbx_runtime *rt)
 		}
 }
 
+/* Sandbox inits are clones of the zygote, and /proc/1/cmdline inside a sandbox shows the
+ * argument area they inherited: the pool's command line, config path included. Blank it
+ * (the area, not argv: nothing here uses argv again) before any sandbox exists. */
+static void hide_cmdline(void)
+{
+	FILE *f = fopen("/proc/self/stat", "re");
+	if (!f)
+		return;
+	char buf[4096];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields after the command name (which may hold spaces and parentheses): the state
+	 * (field 3, a letter) then numbers from field 4; arg_start and arg_end are 48, 49. */
+	char *p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return;
+	unsigned long long v[52] = { 0 };
+	int field = 3;
+	for (p += 3; *p && field < 51;) {
+		char *end;
+		unsigned long long x = strtoull(p, &end, 10);
+		if (end == p) {
+			p++;
+			continue;
+		}
+		v[++field] = x;
+		p = end;
+	}
+	if (field < 49 || v[49] <= v[48])
+		return;
+	char *start = (char *)(uintptr_t)v[48];
+	size_t len = (size_t)(v[49] - v[48]);
+	static const char name[] = "rollout-zygote";
+	memset(start, 0, len);
+	memcpy(start, name, len > sizeof(name) ? sizeof(name) : len - 1);
+}
+
 static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profile *profiles,
 			size_t nprofiles)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_NAME, "rollout-zygote");
+	hide_cmdline();
 	/* A service manager signals the whole process group; the zygote leaves when the pool
 	 * tells it to (after the pool drained) or dies with it. */
 	signal(SIGTERM, SIG_IGN);
@@ -156,14 +197,53 @@ int zy_start(struct zygote *z, struct sbx_runtime *rt, const struct sbx_profile 
 	close(sv[1]);
 	z->pid = pid;
 	z->fd = sv[0];
+	z->q = NULL;
+	z->qhead = z->qlen = z->qcap = 0;
+	/* The pool never waits on the zygote: it may itself be busy sending answers. */
+	int fl = fcntl(z->fd, F_GETFL);
+	if (fl < 0 || fcntl(z->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int rc = -errno;
+		zy_stop(z);
+		return rc;
+	}
+	return 0;
+}
+
+int zy_flush(struct zygote *z)
+{
+	while (z->qlen) {
+		ssize_t n = send(z->fd, &z->q[z->qhead], sizeof(struct zy_req), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -errno;
+		}
+		if (n != sizeof(struct zy_req))
+			return -EIO; /* SOCK_SEQPACKET: whole records or nothing */
+		z->qhead = (z->qhead + 1) % z->qcap;
+		z->qlen--;
+	}
+	z->qhead = 0;
 	return 0;
 }
 
 int zy_request(struct zygote *z, uint32_t op, uint32_t profile, uint64_t id)
 {
-	struct zy_req req = { .op = op, .profile = profile, .id = id };
-	ssize_t n = send(z->fd, &req, sizeof(req), MSG_NOSIGNAL);
-	return n == sizeof(req) ? 0 : (n < 0 ? -errno : -EIO);
+	if (z->qlen == z->qcap) {
+		size_t cap = z->qcap ? z->qcap * 2 : 64;
+		struct zy_req *q = malloc(cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		for (size_t i = 0; i < z->qlen; i++)
+			q[i] = z->q[(z->qhead + i) % z->qcap];
+		free(z->q);
+		z->q = q;
+		z->qcap = cap;
+		z->qhead = 0;
+	}
+	z->q[(z->qhead + z->qlen) % z->qcap] = (struct zy_req){ .op = op, .profile = profile, .id = id };
+	z->qlen++;
+	return zy_flush(z);
 }
 
 int zy_receive(struct zygote *z, struct zy_resp *resp, int *sock_fd, int *pidfd)
@@ -192,10 +272,15 @@ int zy_receive(struct zygote *z, struct zy_resp *resp, int *sock_fd, int *pidfd)
 
 void zy_stop(struct zygote *z)
 {
+	free(z->q);
+	z->q = NULL;
+	z->qhead = z->qlen = z->qcap = 0;
 	if (z->fd < 0)
 		return;
-	zy_request(z, ZY_EXIT, 0, 0);
+	/* End of file is the zygote's signal to destroy everything and exit; a request would
+	 * have to wait behind answers it may be blocked sending. */
 	close(z->fd);
 	z->fd = -1;
-	waitpid(z->pid, NULL, 0);
+	while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR)
+		;
 }

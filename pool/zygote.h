@@ -4,6 +4,7 @@
 #ifndef ROLLOUT_POOL_ZYGOTE_H
 #define ROLLOUT_POOL_ZYGOTE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,15 +30,28 @@ struct zy_resp {
 
 struct zygote {
 	pid_t pid;
-	int fd; /* readable when an answer is waiting */
+	int fd; /* pool's end, non-blocking: readable when an answer waits */
+	/* Requests the socket did not take yet, sent in order by zy_flush. */
+	struct zy_req *q;
+	size_t qhead, qlen, qcap;
 };
 
 /* Forks the zygote; call before any thread exists. profiles must stay valid. */
 int zy_start(struct zygote *z, struct sbx_runtime *rt, const struct sbx_profile *profiles, size_t nprofiles);
+/* Queues a request and sends what the socket takes now; never blocks. 0: all sent; 1:
+ * some wait (watch the fd for EPOLLOUT and call zy_flush); -ENOMEM; -errno when the
+ * zygote is gone. */
 int zy_request(struct zygote *z, uint32_t op, uint32_t profile, uint64_t id);
-/* Reads one answer; on a successful creation *sock_fd and *pidfd are the sandbox's. */
+/* Sends queued requests: 0 when none are left, 1 when some still wait, or -errno. */
+int zy_flush(struct zygote *z);
+static inline bool zy_pending(const struct zygote *z)
+{
+	return z->qlen > 0;
+}
+/* Reads one answer; on a successful creation *sock_fd and *pidfd are the sandbox's.
+ * -EAGAIN when none waits, -EPIPE when the zygote is gone. */
 int zy_receive(struct zygote *z, struct zy_resp *resp, int *sock_fd, int *pidfd);
-/* Asks the zygote to destroy every sandbox and exit, and waits for it. */
+/* Closes the link (the zygote then destroys every sandbox and exits) and waits for it. */
 void zy_stop(struct zygote *z);
 uint64_t zy_now_ns(void);
 

@@ -55,6 +55,18 @@ ROLLOUT_API int rollout_fd(const rollout_client *c);
 /* Announces that the caller is about to sleep on rollout_fd(): 0 to sleep, -EAGAIN when
  * completions are already there. */
 ROLLOUT_API int rollout_arm(rollout_client *c);
+/* The attach socket to rolloutd. It becomes readable (EOF, hang-up) when rolloutd goes away,
+ * which rollout_fd() never shows: an event loop that sleeps on rollout_fd() registers this
+ * one too and calls rollout_check() when it fires, or it may wait forever for completions
+ * that will not come. Owned by the client: never read, write or close it; valid until
+ * rollout_disconnect(). */
+ROLLOUT_API int rollout_peer_fd(const rollout_client *c);
+/* Does not block: 0 while rolloutd serves this client; ROLLOUT_E_PEER_DEAD once it is gone,
+ * ROLLOUT_E_SHUTDOWN once it has closed this client's segment, ROLLOUT_E_CORRUPT when it
+ * corrupted a ring. Any of these is final: completions already in the ring can still be
+ * read with rollout_next(), nothing else will arrive. rollout_wait() and
+ * rollout_wait_space() report the same codes while they sleep. */
+ROLLOUT_API int rollout_check(rollout_client *c);
 
 struct rollout_env {
 	const char *name, *value;
@@ -87,7 +99,11 @@ ROLLOUT_API int rollout_get_file(rollout_client *c, uint64_t request_id, uint64_
 				 uint32_t max_bytes);
 ROLLOUT_API int rollout_close(rollout_client *c, uint64_t request_id, uint64_t sandbox);
 ROLLOUT_API int rollout_flush(rollout_client *c);
-/* Sleeps until a request of len bytes would fit in the submission ring. */
+/* Sleeps until a request of len bytes would fit in the submission ring (len 0: the size the
+ * last submission refused with -EAGAIN needs, so the retry fits; -EINVAL when none was
+ * refused). Returns 0, -ETIMEDOUT, ROLLOUT_E_TOO_BIG, or the codes of rollout_check() when
+ * rolloutd goes away: a caller retrying a submission stops on anything but 0 and
+ * -ETIMEDOUT. */
 ROLLOUT_API int rollout_wait_space(rollout_client *c, uint32_t len, int timeout_ms);
 
 /* A completion. Pointers stay valid until the next rollout_next() on this client. */

@@ -2,16 +2,20 @@
  * rollout path, errors, deadlines, a trainer that dies holding sandboxes, a pool killed with
  * requests in flight (each completes exactly once, as SANDBOX_LOST), a pool that comes back,
  * and exactly-once accounting of many pipelined requests. Needs root (the pool). */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -128,6 +132,20 @@ static int start_pool(void)
 	return pool_pid > 0 ? 0 : -1;
 }
 
+/* Whether 127.0.0.1:port can be bound now (tests run in parallel, daemons of other tests
+ * hold ports of their own). */
+static bool port_free(int p)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)p),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bool ok = s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -139,6 +157,8 @@ static int setup(void **state)
 	snprintf(bin, sizeof(bin), "%s", b ? b : ".");
 	int me = (int)getpid();
 	port = 30000 + (me % 10000) * 3 % 30000;
+	for (int i = 0; i < 200 && !(port_free(port) && port_free(port + 1) && port_free(port + 2)); i++)
+		port = 30000 + (port - 30000 + 3 * 7919) % 30000;
 	snprintf(cfg, sizeof(cfg), "/tmp/rollout-e2e-%d.yaml", me);
 	snprintf(sock, sizeof(sock), "/tmp/rollout-e2e-%d.sock", me);
 	snprintf(group, sizeof(group), "rollout-e2e-%d", me);

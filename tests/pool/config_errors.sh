@@ -49,9 +49,37 @@ check no-profiles "profiles" 'pool:
   identity: x
 '
 check empty "empty file" ''
-check privileged-uid "unprivileged range" 'pool:
+check privileged-uid ":2: pool.profiles[0].uid_base: 500 is outside the accepted range 1000" 'pool:
   profiles: [{name: a, uid_base: 500}]
 '
+check over-range ":3: pool.lease_ms: 5 is outside the accepted range" 'pool:
+  profiles: [{name: a}]
+  lease_ms: 5
+'
+check bad-type-name "Invalid" 'pool:
+  profiles: [{name: a, type: docker}]
+'
+check alias "aliases are not accepted" 'pool:
+  profiles: [&p {name: a}, *p]
+'
+# A secret key in a file other users can read (0644 in a directory they can enter):
+# refused, whatever else is right; the same file at 0600 is fine.
+chmod 755 "$dir"
+key=0123456789012345678901234567890123456789
+check readable-secret "other users can read it" "pool:
+  curve_secret_key: \"$key\"
+  curve_allowed: [\"$key\"]
+  profiles: [{name: a}]
+"
+chmod 600 "$dir/readable-secret.yaml"
+out=$("$bin" --check-config "$dir/readable-secret.yaml" 2>&1) && echo "ok   private secret: $out" || { echo "FAIL private secret: $out"; fails=$((fails + 1)); }
+# --config-reference lists every key of both tables.
+ref=$("$bin" --config-reference)
+for k in pool.identity pool.listen pool.metrics pool.cgroup pool.lease_ms pool.max_inflight pool.result_cache_s \
+	pool.max_message_mb pool.create_timeout_ms pool.curve_secret_key pool.curve_allowed pool.profiles \
+	"pool.profiles[].name" "pool.profiles[].warm" "pool.profiles[].uid_count" "pool.profiles[].env"; do
+	case "$ref" in *"\`$k\`"*) ;; *) echo "FAIL reference lacks $k"; fails=$((fails + 1)) ;; esac
+done
 out=$("$bin" --check-config "$dir" 2>&1); rc=$?
 case "$out" in *"not a regular file"*) [ $rc -eq 1 ] && echo "ok   directory: $out" ;; *) echo "FAIL directory: $out"; fails=$((fails + 1)) ;; esac
 for f in "$ROLLOUT_SOURCE_DIR/configs/local.yaml" "$ROLLOUT_SOURCE_DIR/deploy/kubernetes/pool.yaml"; do

@@ -759,6 +759,7 @@ static void test_curve(void **state)
 		"  profiles: [{name: noop, type: noop}]\n",
 		ep2, grp2, ssec, cpub);
 	fclose(f);
+	chmod(cfg2, 0600); /* a secret key in a file others can read is refused */
 	pid_t pid = fork();
 	if (pid == 0) {
 		execl(pool_bin, pool_bin, "--config", cfg2, "--log-level", "error", (char *)NULL);

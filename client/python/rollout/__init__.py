@@ -28,13 +28,14 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
-__all__ = ["Client", "AsyncClient", "Sandbox", "AsyncSandbox", "Result", "RolloutError", "Status", "Group",
-           "AsyncGroup"]
+__all__ = ["Client", "AsyncClient", "Sandbox", "AsyncSandbox", "Result", "RolloutError", "RolloutConnectionError",
+           "Status", "Err", "Group", "AsyncGroup"]
 __version__ = "0.1.0"
 
 
 class Status:
-    """Completion status values of the wire schema (stable, never reused)."""
+    """Completion status values of the wire schema (enum Status of wire/rollout.fbs; stable,
+    never reused). tests/test_abi.py checks this copy against the schema."""
     OK = 0
     TIMEOUT = 1
     SANDBOX_LOST = 2
@@ -53,14 +54,93 @@ class Status:
     UNAVAILABLE = 15
 
 
-class RolloutError(Exception):
-    """A request that did not complete OK (status, infra_failed), or a client-side error."""
+class Err:
+    """librollout's own error codes (ROLLOUT_ERRNO_MAP of include/rollout/error.h), as
+    RolloutError.code holds them; other negative codes are -errno. tests/test_abi.py checks
+    this copy against the header."""
+    E_VERIFY = -1000
+    E_ABI = -1001
+    E_PEER_DEAD = -1002
+    E_CORRUPT = -1003
+    E_CONFIG = -1004
+    E_TOPOLOGY = -1005
+    E_SCHEMA = -1006
+    E_TOO_BIG = -1007
+    E_PROTOCOL = -1008
+    E_EPOCH = -1009
+    E_SHUTDOWN = -1010
+    E_NOT_CONNECTED = -1011
+    E_STATUS = -1012
 
-    def __init__(self, message: str, status: int = Status.INTERNAL, infra_failed: bool = False, errno_: int = 0):
+
+_ERR_CODES = frozenset(v for k, v in vars(Err).items() if k.startswith("E_"))
+
+
+class RolloutError(Exception):
+    """A request that did not complete OK, or a client-side error.
+
+    status: a Status value (the completion's, or the one closest to a client-side error);
+    infra_failed: the infrastructure failed, not the action; code: librollout's negative
+    return code for a client-side error (-errno or an Err value), 0 for a completion status;
+    errno: the positive errno when code is -errno, else None."""
+
+    def __init__(self, message: str, status: int = Status.INTERNAL, infra_failed: bool = False, code: int = 0):
         super().__init__(message)
         self.status = status
         self.infra_failed = infra_failed
-        self.errno = errno_
+        self.code = code
+        self.errno = -code if -4096 < code < 0 and code not in _ERR_CODES else None
+
+    def _again(self) -> "RolloutError":
+        # A fresh instance for each raise of one stored error, so tracebacks do not pile up
+        # on a shared object.
+        return type(self)(str(self), self.status, self.infra_failed, self.code)
+
+
+class RolloutConnectionError(RolloutError, ConnectionError):
+    """rolloutd cannot be reached or has gone away (status UNAVAILABLE, code
+    Err.E_PEER_DEAD or Err.E_NOT_CONNECTED), or it is shutting down (SHUTTING_DOWN,
+    Err.E_SHUTDOWN). Final for the client: every call pending on it and every later call
+    fails with it; connect a new client."""
+
+
+# What a librollout return code means to a caller: the Status it is closest to, and whether
+# the infrastructure failed (True) or the request itself was refused (False). Codes not
+# listed are INTERNAL, infra_failed. Every Err code has a row (tests/test_abi.py).
+_CODE_STATUS = {
+    Err.E_PEER_DEAD: (Status.UNAVAILABLE, True),
+    Err.E_NOT_CONNECTED: (Status.UNAVAILABLE, True),
+    Err.E_SHUTDOWN: (Status.SHUTTING_DOWN, True),
+    Err.E_EPOCH: (Status.UNAVAILABLE, True),
+    Err.E_TOO_BIG: (Status.BAD_REQUEST, False),
+    Err.E_VERIFY: (Status.INTERNAL, True),
+    Err.E_ABI: (Status.INTERNAL, True),
+    Err.E_CORRUPT: (Status.INTERNAL, True),
+    Err.E_CONFIG: (Status.INTERNAL, True),
+    Err.E_TOPOLOGY: (Status.INTERNAL, True),
+    Err.E_SCHEMA: (Status.INTERNAL, True),
+    Err.E_PROTOCOL: (Status.INTERNAL, True),
+    Err.E_STATUS: (Status.INTERNAL, True),
+    -errno.ETIMEDOUT: (Status.TIMEOUT, True),
+    -errno.ECONNREFUSED: (Status.UNAVAILABLE, True),
+    -errno.ECONNRESET: (Status.UNAVAILABLE, True),
+    -errno.ENOENT: (Status.UNAVAILABLE, True),
+    -errno.EPIPE: (Status.UNAVAILABLE, True),
+    -errno.ENOTCONN: (Status.UNAVAILABLE, True),
+    -errno.EACCES: (Status.PERMISSION_DENIED, True),
+    -errno.EPERM: (Status.PERMISSION_DENIED, True),
+    -errno.EINVAL: (Status.BAD_REQUEST, False),
+    -errno.E2BIG: (Status.BAD_REQUEST, False),
+    -errno.ENAMETOOLONG: (Status.BAD_REQUEST, False),
+    -errno.EMSGSIZE: (Status.BAD_REQUEST, False),
+}
+
+
+def _error(code: int, what: str) -> RolloutError:
+    """The RolloutError for a negative librollout return code."""
+    status, infra = _CODE_STATUS.get(code, (Status.INTERNAL, True))
+    cls = RolloutConnectionError if status in (Status.UNAVAILABLE, Status.SHUTTING_DOWN) else RolloutError
+    return cls(f"{what}: {_strerror(code)} ({_err_name(code)})", status, infra, code)
 
 
 # ---------------------------------------------------------------- the C library
@@ -111,6 +191,9 @@ def _load() -> ctypes.CDLL:
         "rollout_wait": (i32, [p, i32]),
         "rollout_status_name": (ctypes.c_char_p, [i32]),
         "rollout_strerror": (ctypes.c_char_p, [i32]),
+        "rollout_err_name": (ctypes.c_char_p, [i32]),
+        "rollout_peer_fd": (i32, [p]),
+        "rollout_check": (i32, [p]),
         "rollout_version": (ctypes.c_uint, []),
     }
     for name, (res, args) in sig.items():
@@ -132,6 +215,10 @@ def lib() -> ctypes.CDLL:
 
 def _strerror(rc: int) -> str:
     return lib().rollout_strerror(rc).decode()
+
+
+def _err_name(rc: int) -> str:
+    return lib().rollout_err_name(rc).decode()
 
 
 def status_name(status: int) -> str:
@@ -194,28 +281,62 @@ class _Core:
         opts = _ConnectOpts(socket.encode() if socket else None, gpu, name.encode(), 0, 0, timeout_ms)
         rc = lib().rollout_connect(ctypes.byref(opts), ctypes.byref(self._handle))
         if rc:
-            raise RolloutError(f"cannot connect to rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
+            e = _error(rc, "cannot connect to rolloutd")
+            if not isinstance(e, RolloutConnectionError):  # whatever it is, there is no connection
+                e = RolloutConnectionError(str(e), Status.UNAVAILABLE, True, rc)
+            raise e
         self._next_id = 1
         self._keep: Dict[int, object] = {}
+        # The error that ended the connection (rolloutd died or closed it); set once, final.
+        self._lost: Optional[RolloutError] = None
 
     def _id(self) -> int:
         i = self._next_id
         self._next_id += 1
         return i
 
+    def _fail(self, code: int, what: str, final: bool = False) -> RolloutError:
+        """The error for a librollout code. A final one (rolloutd gone or shutting down, a
+        corrupt ring, or final=True) also ends the connection: every later call fails at
+        once with it (see _connection_lost)."""
+        e = _error(code, what)
+        if final or isinstance(e, RolloutConnectionError) or code == Err.E_CORRUPT:
+            self._end(e)
+        return e
+
+    def _end(self, e: RolloutError) -> None:
+        if self._lost is None:
+            self._lost = e
+            self._connection_lost(e)
+
+    def _connection_lost(self, e: RolloutError) -> None:
+        """Called once when the connection ends; the asyncio client fails its futures."""
+
+    def _check_lost(self) -> None:
+        if self._lost is not None:
+            raise self._lost._again()
+        if not self._handle:
+            raise RolloutConnectionError("client closed", Status.UNAVAILABLE, True, Err.E_NOT_CONNECTED)
+
     def _submit(self, fn, *args) -> None:
-        """Retries while the submission ring is full (backpressure), flushing so rolloutd drains it."""
+        """Retries while the submission ring is full (backpressure), flushing so rolloutd
+        drains it. Only a full ring of a live rolloutd is retried: every other code, among
+        them rolloutd's death seen while waiting for room, is raised."""
+        self._check_lost()
         while True:
             rc = fn(self._handle, *args)
             if rc != -errno.EAGAIN:
                 break
             lib().rollout_flush(self._handle)
-            self._on_ring_full()
+            rc = self._on_ring_full()
+            if rc not in (0, -errno.ETIMEDOUT):
+                break
         if rc:
-            raise RolloutError(f"submit failed: {_strerror(rc)}", Status.BAD_REQUEST, False, rc)
+            raise self._fail(rc, "submit")
 
-    def _on_ring_full(self) -> None:
-        lib().rollout_wait_space(self._handle, 65536, 1000)
+    def _on_ring_full(self) -> int:
+        # Length 0: room for the very request just refused.
+        return lib().rollout_wait_space(self._handle, 0, 1000)
 
     def _submit_open(self, rid: int, profile: str) -> None:
         self._submit(lib().rollout_open, rid, profile.encode(), 0)
@@ -264,7 +385,7 @@ class _Core:
         while True:
             n = lib().rollout_next(self._handle, ctypes.byref(c))
             if n < 0:
-                raise RolloutError(f"reading completions: {_strerror(n)}", Status.INTERNAL, True, n)
+                raise self._fail(n, "reading completions")
             if n == 0:
                 return out
             r = _result(c)
@@ -300,6 +421,7 @@ class Client(_Core):
         self._disconnect()
 
     def _wait(self, rid: int, timeout: Optional[float] = None) -> Result:
+        self._check_lost()
         lib().rollout_flush(self._handle)
         while rid not in self._done:
             for k, r in self._drain():
@@ -307,10 +429,8 @@ class Client(_Core):
             if rid in self._done:
                 break
             rc = lib().rollout_wait(self._handle, int(timeout * 1000) if timeout else -1)
-            if rc == -errno.ETIMEDOUT:
-                raise RolloutError("timed out waiting for rolloutd", Status.TIMEOUT, True, rc)
             if rc:
-                raise RolloutError(f"rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
+                raise self._fail(rc, "waiting for rolloutd")
         return self._done.pop(rid)
 
     def _wait_view(self, rid: int) -> Result:
@@ -318,12 +438,13 @@ class Client(_Core):
         record itself (no copy), valid until the next call on this client."""
         if rid in self._done:
             return self._done.pop(rid)
+        self._check_lost()
         lib().rollout_flush(self._handle)
         c = _Completion()
         while True:
             n = lib().rollout_next(self._handle, ctypes.byref(c))
             if n < 0:
-                raise RolloutError(f"reading completions: {_strerror(n)}", Status.INTERNAL, True, n)
+                raise self._fail(n, "reading completions")
             if n == 1 and c.request_id == rid:
                 def view(ptr, size):
                     return memoryview((ctypes.c_char * size).from_address(ptr)).cast("B") if ptr and size \
@@ -343,7 +464,7 @@ class Client(_Core):
                 continue
             rc = lib().rollout_wait(self._handle, -1)
             if rc:
-                raise RolloutError(f"rolloutd: {_strerror(rc)}", Status.UNAVAILABLE, True, rc)
+                raise self._fail(rc, "waiting for rolloutd")
 
     def open(self, profile: str = "default") -> "Sandbox":
         rid = self._id()
@@ -461,13 +582,21 @@ class Group:
 class AsyncClient(_Core):
     """An asyncio client: completions are read when the client's fd becomes readable in the
     running event loop and resolve the futures of their requests. Many thousands of
-    coroutines may share one client."""
+    coroutines may share one client.
+
+    rolloutd's liveness is watched too (its attach socket in the loop, and a check every
+    LIVENESS_S): when it dies or shuts down, every pending request fails with
+    RolloutConnectionError within about a second instead of waiting forever."""
+
+    LIVENESS_S = 0.25
 
     def __init__(self, socket: Optional[str] = None, gpu: int = -1, name: str = "python-async"):
         super().__init__(socket, gpu, name)
         self._futures: Dict[int, asyncio.Future] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_scheduled = False
+        self._readers: List[int] = []
+        self._tick: Optional[asyncio.TimerHandle] = None
 
     async def __aenter__(self) -> "AsyncClient":
         self._attach()
@@ -479,16 +608,43 @@ class AsyncClient(_Core):
     def _attach(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-            self._loop.add_reader(self.fileno(), self._on_readable)
+            self._check_lost()
+            fd, peer = self.fileno(), lib().rollout_peer_fd(self._handle)
+            self._loop.add_reader(fd, self._on_readable)
+            self._readers.append(fd)
+            self._loop.add_reader(peer, self._on_peer)
+            self._readers.append(peer)
+            self._tick = self._loop.call_later(self.LIVENESS_S, self._on_tick)
             self._arm()
+
+    def _unwatch(self) -> None:
+        for fd in self._readers:
+            self._loop.remove_reader(fd)
+        self._readers = []
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
 
     def _arm(self) -> None:
         # Announce the sleep; if completions slipped in meanwhile, take them now.
-        while lib().rollout_arm(self._handle) == -errno.EAGAIN:
+        while self._lost is None:
+            rc = lib().rollout_arm(self._handle)
+            if rc == 0:
+                return
+            if rc != -errno.EAGAIN:
+                self._fail(rc, "waiting for completions", final=True)
+                return
             self._dispatch()
 
     def _dispatch(self) -> None:
-        for rid, r in self._drain():
+        try:
+            done = self._drain()
+        except RolloutError as e:
+            # Which request a bad record answered is unknown, so its future would wait
+            # forever: the connection ends here.
+            self._end(e)
+            return
+        for rid, r in done:
             fut = self._futures.pop(rid, None)
             if fut is not None and not fut.done():
                 fut.set_result(r)
@@ -497,10 +653,42 @@ class AsyncClient(_Core):
         self._dispatch()
         self._arm()
 
-    def _on_ring_full(self) -> None:
+    def _liveness(self) -> int:
+        rc = lib().rollout_check(self._handle)
+        if rc:
+            self._fail(rc, "rolloutd", final=True)
+        return rc
+
+    def _on_peer(self) -> None:
+        # The attach socket is readable: rolloutd closed it (died), or, unexpectedly, sent
+        # something. In the second case stop watching it (it would stay readable); the
+        # periodic check still runs.
+        if self._liveness() == 0:
+            peer = lib().rollout_peer_fd(self._handle)
+            self._loop.remove_reader(peer)
+            self._readers.remove(peer)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        if self._liveness() == 0:
+            self._tick = self._loop.call_later(self.LIVENESS_S, self._on_tick)
+
+    def _connection_lost(self, e: RolloutError) -> None:
+        # Completions rolloutd wrote before it went are still delivered; then every request
+        # left fails with e (and later ones at once, see _check_lost).
+        if self._loop is None:
+            return
+        self._unwatch()
+        self._dispatch()
+        futures, self._futures = self._futures, {}
+        for fut in futures.values():
+            if not fut.done():
+                fut.set_exception(e._again())
+
+    def _on_ring_full(self) -> int:
         # The ring is full: completions must be read for rolloutd to make room.
         self._dispatch()
-        lib().rollout_wait_space(self._handle, 65536, 100)
+        return lib().rollout_wait_space(self._handle, 0, 100)
 
     def _schedule_flush(self) -> None:
         # Batch: every request submitted in this turn of the loop becomes visible at once.
@@ -510,11 +698,12 @@ class AsyncClient(_Core):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._handle:
+        if self._handle and self._lost is None:
             lib().rollout_flush(self._handle)
 
     async def _request(self, submit, *args) -> Result:
         self._attach()
+        self._check_lost()
         rid = self._id()
         fut = self._loop.create_future()
         self._futures[rid] = fut
@@ -539,8 +728,8 @@ class AsyncClient(_Core):
         return AsyncGroup(self, profile, n)
 
     async def aclose(self) -> None:
-        if self._loop is not None and self._handle:
-            self._loop.remove_reader(self.fileno())
+        if self._loop is not None:
+            self._unwatch()
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_exception(RolloutError("client closed", Status.CANCELLED))

@@ -1,0 +1,17 @@
+/* Running actions in a sandbox: one at a time, in order. The request goes to init through
+ * the sandbox's frame buffer (non-blocking, EPOLLOUT when it does not fit), init's answer
+ * comes back checked (verified, the right dispatch, the result its status promises) and,
+ * when the cgroup saw an OOM kill during an exec, rewritten as MEMORY_LIMIT. */
+#ifndef ROLLOUT_POOL_ACTION_H
+#define ROLLOUT_POOL_ACTION_H
+
+#include "pool_int.h"
+
+/* Queues j on b (leased) and starts it when b is idle. */
+void act_enqueue(struct pool *p, struct box *b, struct job *j);
+/* Starts queued actions while b is idle. */
+void act_dispatch_next(struct pool *p, struct box *b);
+/* Loop callback of a sandbox socket (arg: the box). */
+void act_on_io(void *arg, uint32_t events);
+
+#endif
