@@ -47,6 +47,9 @@ static const cyaml_schema_value_t gpu_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_
 	  "opens waiting for pool capacity per shard before the "                                            \
 	  "ring backs up")                                                                                   \
 	X(S, U32, drain_ms, "10000", 1, 3600000, NULL, "on SIGTERM, time given to requests in flight")       \
+	X(S, U32, dns_refresh_ms, "2000", 100, 3600000, NULL,                                                \
+	  "pools given by dns: are looked up again this often; new addresses join, vanished ones get no "    \
+	  "new opens")                                                                                       \
 	X(S, STR, reserved_cpus, NULL, 1, 256, NULL, "cores kept for the trainer and its loaders (cpulist)") \
 	X(S, STR, curve_public_key, NULL, 40, 40, NULL, "this coordinator's CURVE public key (Z85)")         \
 	X(S, STR, curve_secret_key, NULL, 40, 40, NULL, "this coordinator's CURVE secret key (Z85)")         \

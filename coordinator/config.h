@@ -30,6 +30,7 @@ struct rd_cfg {
 	uint32_t pool_timeout_ms;                  /* a pool silent this long is down */
 	uint32_t max_queue;                        /* opens waiting for capacity, per shard */
 	uint32_t drain_ms;                         /* SIGTERM: how long in-flight work may take */
+	uint32_t dns_refresh_ms;                   /* dns: pool names are looked up again this often */
 	char *reserved_cpus;                       /* cores kept for the trainer (cpulist) */
 	char *curve_public_key, *curve_secret_key; /* this coordinator's CURVE key pair (Z85) */
 	uint32_t *trainer_uids; /* uids allowed to attach (SO_PEERCRED); none listed: any */

@@ -32,8 +32,10 @@ static int add_link(struct poollink **v, int *n, int *cap, const struct rd_pool_
 	return 0;
 }
 
-int poollink_resolve(const struct rd_cfg *c, struct poollink **out, int *n)
+int poollink_resolve(const struct rd_cfg *c, struct poollink **out, int *n, int *unresolved)
 {
+	if (unresolved)
+		*unresolved = 0;
 	struct poollink *v = NULL;
 	int k = 0, cap = 0, rc = 0;
 	for (unsigned i = 0; i < c->pools_count && !rc; i++) {
@@ -51,6 +53,8 @@ int poollink_resolve(const struct rd_cfg *c, struct poollink **out, int *n)
 			char esc[300];
 			RLOG(RLOG_ERROR, "pool name does not resolve", "dns=\"%s\" err=\"%s\"",
 			     rlog_esc(esc, sizeof(esc), pc->dns), gai_strerror(g));
+			if (unresolved)
+				(*unresolved)++;
 			continue;
 		}
 		for (struct addrinfo *a = res; a && !rc; a = a->ai_next) {

@@ -29,8 +29,9 @@ struct link_self {
 };
 
 /* Expands the configured pools (endpoints, and DNS names into one link per address).
- * *out is calloc'ed; entries whose name does not resolve are logged and left out. */
-int poollink_resolve(const struct rd_cfg *c, struct poollink **out, int *n);
+ * *out is calloc'ed; entries whose name does not resolve are logged, left out and counted
+ * in *unresolved (may be NULL). Blocks on the resolver: never call it on a shard. */
+int poollink_resolve(const struct rd_cfg *c, struct poollink **out, int *n, int *unresolved);
 
 /* (Re)creates the socket and connects; a fresh socket, so nothing queued for an old
  * connection is delivered late. Sends the hello. 0 or a negative code. */

@@ -29,6 +29,7 @@ struct rd {
 	bool have_topo;
 	struct attach *attach;
 	struct loop *loop;
+	char *last_dns; /* the endpoints the last refresh found, one per line */
 };
 
 static int memory_node(void *arg, uint32_t shard)
@@ -79,6 +80,36 @@ static int place(struct rd *d, char *err, size_t errsz)
 	return 0;
 }
 
+/* The main thread looks dns: names up again (the resolver may block: never on a shard) and
+ * gives the shards the new set when it changed. A name that does not resolve at all keeps
+ * the set as it was: a resolver outage must not retire every pool. */
+static void dns_refresh(void *arg, uint64_t now)
+{
+	struct rd *d = arg;
+	struct poollink *v;
+	int n, unresolved;
+	(void)now;
+	if (poollink_resolve(d->cfg, &v, &n, &unresolved))
+		return;
+	size_t cap = (size_t)n * 260 + 1, len = 0;
+	char *set = unresolved ? NULL : malloc(cap);
+	if (set)
+		set[0] = 0;
+	for (int i = 0; set && i < n; i++)
+		len += (size_t)snprintf(set + len, cap - len, "%s\n", v[i].endpoint);
+	if (set && (!d->last_dns || strcmp(set, d->last_dns))) {
+		if (d->last_dns)
+			RLOG(RLOG_INFO, "pool addresses changed", "pools=%d", n);
+		for (uint32_t i = 0; i < d->nshards; i++)
+			shard_update_links(&d->shards[i], v, n);
+		free(d->last_dns);
+		d->last_dns = set;
+		set = NULL;
+	}
+	free(set);
+	free(v);
+}
+
 int rd_create(struct rd **out, const struct rd_cfg *cfg, char *err, size_t errsz)
 {
 	struct rd *d = malloc(sizeof(*d));
@@ -120,6 +151,12 @@ int rd_create(struct rd **out, const struct rd_cfg *cfg, char *err, size_t errsz
 		snprintf(err, errsz, "attach server: %s", rollout_strerror(rc));
 		goto fail;
 	}
+	for (unsigned i = 0; i < cfg->pools_count; i++)
+		if (cfg->pools[i].dns) {
+			if ((rc = loop_every(d->loop, ROLLOUT_MS(cfg->dns_refresh_ms), dns_refresh, d)))
+				goto fail;
+			break;
+		}
 	*out = d;
 	return 0;
 fail:
@@ -170,5 +207,6 @@ void rd_destroy(struct rd *d)
 	if (d->zctx)
 		zmq_ctx_term(d->zctx);
 	rd_metrics_stop(d->m);
+	free(d->last_dns);
 	free(d);
 }

@@ -41,7 +41,7 @@ static int pick_pool(struct router *r, const char *profile, bool *known, bool *a
 	*known = *any_up = false;
 	for (int i = 0; i < r->cfg.npools; i++) {
 		struct rt_pool *p = &r->pools[i];
-		if (!p->up)
+		if (!p->up || p->retired)
 			continue;
 		*any_up = true;
 		for (int k = 0; k < p->nprof; k++) {
@@ -348,7 +348,7 @@ void router_pool_down(struct router *r, int pool, const char *why)
 		if (x->pool == pool)
 			rollout__rt_sess_remove(r, x);
 	}
-	*p = (struct rt_pool){ 0 };
+	*p = (struct rt_pool){ .retired = p->retired };
 	r->ops->pool_reset(r->ctx, pool);
 }
 

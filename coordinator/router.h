@@ -26,6 +26,7 @@ struct rt_client {
 /* A pool link's state as the router keeps it. */
 struct rt_pool {
 	bool up;
+	bool retired; /* its address left the pool's dns: name: no new opens, sessions finish */
 	uint64_t boot_id;
 	uint32_t credits, inflight;
 	struct {
@@ -89,6 +90,11 @@ void router_tick(struct router *r, uint64_t now);
 bool router_serve_waiting(struct router *r, uint64_t now);
 
 struct rt_pool *router_pool(struct router *r, int i);
+/* A pool link added while running (a dns: name gained an address): its index, which is
+ * the next one, or -ENOMEM. */
+int router_add_pool(struct router *r);
+/* Whether new opens may go to pool i (its address left or came back to its dns: name). */
+void router_retire_pool(struct router *r, int i, bool retired);
 
 struct router_stats {
 	uint32_t dispatches, sessions, waiting;

@@ -76,6 +76,22 @@ void router_destroy(struct router *r)
 	free(r);
 }
 
+int router_add_pool(struct router *r)
+{
+	struct rt_pool *v = realloc(r->pools, (size_t)(r->cfg.npools + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	r->pools = v;
+	memset(&v[r->cfg.npools], 0, sizeof(*v));
+	return r->cfg.npools++;
+}
+
+void router_retire_pool(struct router *r, int i, bool retired)
+{
+	if (i >= 0 && i < r->cfg.npools)
+		r->pools[i].retired = retired;
+}
+
 struct rt_pool *router_pool(struct router *r, int i)
 {
 	return i >= 0 && i < r->cfg.npools ? &r->pools[i] : NULL;

@@ -103,6 +103,60 @@ static void on_sock(void *arg, uint32_t events)
 	trainer_on_socket(arg);
 }
 
+static int find_link(const struct poollink *v, int n, const char *endpoint)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(v[i].endpoint, endpoint))
+			return i;
+	return -1;
+}
+
+/* Applies a DNS refresh: new addresses become links, links of a dns: entry whose address
+ * is gone are retired (no new opens) until it comes back. */
+static void apply_links(struct shard *s, struct poollink *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (find_link(s->links, s->nlinks, v[i].endpoint) >= 0)
+			continue;
+		struct poollink *nl = realloc(s->links, (size_t)(s->nlinks + 1) * sizeof(*nl));
+		if (!nl)
+			break;
+		s->links = nl;
+		int idx = router_add_pool(s->router);
+		if (idx != s->nlinks)
+			break;
+		s->links[s->nlinks++] = v[i];
+		RLOG(RLOG_INFO, "pool added", "shard=%d pool=%d endpoint=%s", s->idx, idx, v[i].endpoint);
+		poollink_connect(&s->links[idx], s->zctx, &s->self, rollout__now_ns());
+		pool_watch(s, &s->links[idx]);
+	}
+	for (int i = 0; i < s->nlinks; i++) {
+		if (!s->links[i].cfg->dns)
+			continue;
+		bool gone = find_link(v, n, s->links[i].endpoint) < 0;
+		struct rt_pool *rp = router_pool(s->router, i);
+		if (rp->retired != gone)
+			RLOG(RLOG_INFO, gone ? "pool retired" : "pool back in its name",
+			     "shard=%d pool=%d endpoint=%s", s->idx, i, s->links[i].endpoint);
+		router_retire_pool(s->router, i, gone);
+	}
+}
+
+int shard_update_links(struct shard *s, const struct poollink *v, int n)
+{
+	struct poollink *copy = malloc((size_t)(n > 0 ? n : 1) * sizeof(*copy));
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, v, (size_t)n * sizeof(*copy));
+	pthread_mutex_lock(&s->mu);
+	free(s->resolved);
+	s->resolved = copy;
+	s->nresolved = n;
+	pthread_mutex_unlock(&s->mu);
+	uint64_t one = 1;
+	return write(s->handoff, &one, sizeof(one)) < 0 ? -errno : 0;
+}
+
 static void adopt(void *arg, uint32_t events)
 {
 	struct shard *s = arg;
@@ -113,7 +167,14 @@ static void adopt(void *arg, uint32_t events)
 	pthread_mutex_lock(&s->mu);
 	struct trainer *list = s->incoming;
 	s->incoming = NULL;
+	struct poollink *resolved = s->resolved;
+	int nresolved = s->nresolved;
+	s->resolved = NULL;
 	pthread_mutex_unlock(&s->mu);
+	if (resolved) {
+		apply_links(s, resolved, nresolved);
+		free(resolved);
+	}
 	while (list) {
 		struct trainer *t = list;
 		list = t->next;
@@ -356,7 +417,7 @@ int shard_init(struct shard *s, int idx, const struct rd_cfg *cfg, void *zctx, s
 	    (rc = loop_every(s->loop, ROLLOUT_MS(TICK_MS), tick, s)))
 		return rc;
 	loop_set_idle(s->loop, turn, s);
-	if ((rc = poollink_resolve(cfg, &s->links, &s->nlinks)))
+	if ((rc = poollink_resolve(cfg, &s->links, &s->nlinks, NULL)))
 		return rc;
 	if (s->nlinks == 0) {
 		snprintf(err, errsz, "no pool endpoint resolved");
@@ -404,6 +465,7 @@ void shard_fini(struct shard *s)
 		s->incoming = t->next;
 		trainer_destroy(t);
 	}
+	free(s->resolved);
 	router_destroy(s->router);
 	for (int i = 0; s->links && i < s->nlinks; i++)
 		poollink_close(&s->links[i]);

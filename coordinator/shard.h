@@ -27,7 +27,9 @@ struct shard {
 	struct loop *loop;
 	int handoff; /* eventfd: the attach server gave us trainers */
 	pthread_mutex_t mu;
-	struct trainer *incoming; /* under mu */
+	struct trainer *incoming;  /* under mu */
+	struct poollink *resolved; /* under mu: the pools as the last DNS refresh saw them */
+	int nresolved;
 	struct trainer *trainers;
 	struct poollink *links;
 	int nlinks;
@@ -48,6 +50,10 @@ int shard_init(struct shard *s, int idx, const struct rd_cfg *cfg, void *zctx, s
 /* Starts its thread; it serves until *stop, then drains (drain_ms) and returns. */
 int shard_start(struct shard *s, atomic_int *stop);
 void shard_join(struct shard *s);
+/* Called by the main thread after a DNS refresh: the pools the config names now (v is
+ * copied). The shard connects to new addresses and stops opening sandboxes on pools whose
+ * address left their dns: name (their sessions finish there). */
+int shard_update_links(struct shard *s, const struct poollink *v, int n);
 /* Called by the attach server's thread: the shard owns t from now on. */
 void shard_handoff(struct shard *s, struct trainer *t);
 void shard_fini(struct shard *s);

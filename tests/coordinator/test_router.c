@@ -459,6 +459,29 @@ static void test_pool_down(void **state)
 	assert_int_equal(F.sent[F.nsent - 1].pool, 1);
 }
 
+/* A pool whose address left its dns: name gets no new opens; its sessions go on there; a
+ * pool added while running takes opens. */
+static void test_retired_and_added_pools(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x61);
+	router_retire_pool(R, 0, true);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 2, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_UNAVAILABLE); /* no other pool yet */
+	int i = router_add_pool(R);
+	assert_int_equal(i, 2);
+	hello(2, 9, 16, 10);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 3, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 2);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 4, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 0); /* its session stays where it is */
+	router_retire_pool(R, 0, false);
+	hello(2, 9, 16, 0);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 5, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retired_and_added_pools, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
