@@ -77,7 +77,7 @@ struct rd_doc {
 static const cyaml_schema_field_t any_fields[] = { CYAML_FIELD_END };
 static const cyaml_schema_field_t doc_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("rolloutd", CYAML_FLAG_POINTER, struct rd_doc, rolloutd, rd_fields),
-	CYAML_FIELD_IGNORE("pool", CYAML_FLAG_OPTIONAL), CYAML_FIELD_END
+	CYAML_FIELD_IGNORE("pool", CYAML_FLAG_OPTIONAL), CYAML_FIELD_IGNORE("gateway", CYAML_FLAG_OPTIONAL), CYAML_FIELD_END
 };
 static const cyaml_schema_value_t doc_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct rd_doc,
 								     doc_fields) };
