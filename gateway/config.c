@@ -3,12 +3,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "rollout/rollout.h"
@@ -331,15 +333,17 @@ out:
 int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errcap)
 {
 	memset(c, 0, sizeof(*c));
-	FILE *f = fopen(path, "re");
-	if (!f) {
+	/* O_NONBLOCK: a FIFO given as the config must be refused, not waited on. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errcap, "%s: %s", path, strerror(e));
 		return -e;
 	}
 	struct stat st;
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_CONFIG_BYTES) {
-		fclose(f);
+	FILE *f = NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_CONFIG_BYTES || !(f = fdopen(fd, "r"))) {
+		close(fd);
 		snprintf(err, errcap, "%s: not a regular file of at most 1 MiB", path);
 		return -EINVAL;
 	}
