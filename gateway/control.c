@@ -12,10 +12,10 @@
 /* The fields the SDK reads from create and connect (openapi `Sandbox`). */
 static json_t *sandbox_json(const struct gw_sandbox *sb)
 {
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:n,s:n,s:s}", "sandboxID", sb->id, "templateID",
-			 sb->template_id, "clientID", "rollout-gateway", "envdVersion", GW_ENVD_VERSION,
-			 "envdAccessToken", sb->token, "trafficAccessToken", "domain", "alias",
-			 sb->template_id);
+	/* No domain: the SDK then sends envd calls to E2B_SANDBOX_URL (this gateway). */
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "sandboxID", sb->id, "templateID", sb->template_id,
+			 "clientID", "rollout-gateway", "envdVersion", GW_ENVD_VERSION, "envdAccessToken",
+			 sb->token, "alias", sb->template_id);
 }
 
 /* openapi `ListedSandbox` / `SandboxDetail`. */
