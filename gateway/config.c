@@ -244,8 +244,8 @@ static int defaults(struct gw_config *c)
 	c->workdir = strdup("/tmp");
 	c->default_timeout_s = 300;
 	c->max_timeout_s = 86400;
-	c->max_body_bytes = 1u << 20;
-	c->max_output_bytes = 512u << 10;
+	c->max_body_bytes = 512u << 10;
+	c->max_output_bytes = 256u << 10;
 	c->max_sandboxes = 4096;
 	c->max_connections = 1024;
 	c->client_timeout_s = 30;
@@ -342,7 +342,8 @@ int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errc
 	}
 	struct stat st;
 	FILE *f = NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_CONFIG_BYTES || !(f = fdopen(fd, "r"))) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_CONFIG_BYTES ||
+	    !(f = fdopen(fd, "r"))) {
 		close(fd);
 		snprintf(err, errcap, "%s: not a regular file of at most 1 MiB", path);
 		return -EINVAL;

@@ -24,8 +24,8 @@ struct gw_config {
 	char *workdir;              /* cwd of commands and base of relative paths [/tmp] */
 	uint32_t default_timeout_s; /* sandbox lifetime when create names none [300] */
 	uint32_t max_timeout_s;     /* longest lifetime create/set-timeout may ask [86400] */
-	uint32_t max_body_bytes;    /* larger request bodies get 413 [1 MiB] */
-	uint32_t max_output_bytes;  /* output kept per stream and largest file read [512 KiB] */
+	uint32_t max_body_bytes;    /* larger request bodies get 413 [512 KiB] */
+	uint32_t max_output_bytes;  /* output kept per stream and largest file read [256 KiB] */
 	uint32_t max_sandboxes;     /* live sandboxes at most [4096] */
 	uint32_t max_connections;   /* concurrent HTTP connections [1024] */
 	uint32_t client_timeout_s;  /* idle/slow client connections are closed after [30] */

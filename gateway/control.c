@@ -9,6 +9,8 @@
 #include "gw.h"
 #include "log.h"
 
+#define GW_KEEPALIVE_MS 30000
+
 /* The fields the SDK reads from create and connect (openapi `Sandbox`). */
 static json_t *sandbox_json(const struct gw_sandbox *sb)
 {
@@ -246,6 +248,7 @@ int gw_expire(struct gw *g)
 	int64_t now = gw_wall_ms(), next = 1000;
 	for (struct gw_sandbox *sb = g->reg.head, *nx; sb; sb = nx) {
 		nx = sb->next;
+		gw_procs_keepalive(sb, now, GW_KEEPALIVE_MS);
 		if (sb->end_ms <= now) {
 			gw_metrics_sandbox(g->m, GW_SB_EXPIRED);
 			gw_sandbox_kill(g, sb, "timeout");

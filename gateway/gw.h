@@ -43,6 +43,7 @@ struct gw_stream {
 	uint8_t *buf;
 	size_t len, off, cap;
 	bool end, suspended, closed;
+	int64_t last_ms;      /* wall clock of the last message: keepalives go out when it is old */
 	struct gw_proc *proc; /* observed process, NULL once detached */
 	struct gw_stream *pnext;
 };
@@ -114,6 +115,8 @@ void gw_process_rpc(struct gw_req *rq, struct gw_sandbox *sb, json_t *body);
 /* Ends the streams of commands that never reached the pool (sandbox killed). */
 void gw_procs_abort(struct gw_sandbox *sb);
 void gw_proc_detach_stream(struct gw_stream *s);
+/* Sends a keepalive event on the process streams of sb silent for interval_ms. */
+void gw_procs_keepalive(struct gw_sandbox *sb, int64_t now_ms, int64_t interval_ms);
 
 /* An absolute path in the sandbox: relative paths (and ~) are taken from the workdir.
  * Caller frees. */

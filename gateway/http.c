@@ -170,6 +170,7 @@ static void stream_append(struct gw_stream *s, uint8_t flags, const char *msg, s
 		s->buf = nb;
 		s->cap = cap;
 	}
+	s->last_ms = gw_wall_ms();
 	connect_envelope_hdr(s->buf + s->len, flags, (uint32_t)n);
 	memcpy(s->buf + s->len + CONNECT_HDR, msg, n);
 	s->len += CONNECT_HDR + n;

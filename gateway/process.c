@@ -126,6 +126,16 @@ static void run(struct gw_proc *p)
 	gw_backend_submit(&p->sb->gw->be, op);
 }
 
+void gw_procs_keepalive(struct gw_sandbox *sb, int64_t now, int64_t interval)
+{
+	/* Like envd: a quiet stream still carries an event now and then, so idle timeouts of
+	 * clients and proxies (undici drops a body silent for 300 s) do not cut it. */
+	for (struct gw_proc *p = sb->procs; p; p = p->next)
+		for (struct gw_stream *s = p->streams; s; s = s->pnext)
+			if (now - s->last_ms >= interval)
+				gw_stream_msg(s, event("keepalive", json_object()));
+}
+
 void gw_procs_abort(struct gw_sandbox *sb)
 {
 	/* Commands that never reached the pool (waiting for stdin) end with the sandbox;

@@ -40,7 +40,7 @@ gateway:
   listen: 127.0.0.1:$((port + 2))
   api_keys: [sdk-test-key-$me]
   templates: {base: default, noop: noop}
-  max_body_bytes: 1048576
+  max_body_bytes: 524288
 EOC
 "$bin/pool/rollout-pool" --config "$cfg" --log-level warn 2>"$dir/pool.log" & pool=$!
 "$bin/coordinator/rolloutd" --config "$cfg" --log-level warn 2>"$dir/rolloutd.log" & rd=$!

@@ -31,6 +31,10 @@ test('create, run with onStdout, exit codes, env vars, cwd', async () => {
 		assert.ok(e instanceof CommandExitError, `expected CommandExitError, got ${e}`);
 		assert.equal(e.exitCode, 7);
 		assert.equal(e.stdout, 'partial\n');
+		// Large output comes through whole (in several data events).
+		const big = await sbx.commands.run("head -c 200000 /dev/zero | tr '\\0' a");
+		assert.equal(big.stdout.length, 200000);
+		assert.equal(big.stdout, 'a'.repeat(200000));
 		const env = await sbx.commands.run('echo $A-$GREETING', { envs: { A: 'x' } });
 		assert.equal(env.stdout, 'x-hi\n');
 		await sbx.files.makeDir('/tmp/work/sub');
@@ -87,6 +91,9 @@ test('files: write, read, list, stat, rename, remove, errors', async () => {
 		const bin = new Uint8Array([0, 1, 2, 255, 254, 10]);
 		await sbx.files.write('rel.bin', bin.buffer);
 		assert.deepEqual(await sbx.files.read('/tmp/rel.bin', { format: 'bytes' }), bin);
+		const large = 'x'.repeat(150000) + 'end';
+		await sbx.files.write('/tmp/large.txt', large);
+		assert.equal(await sbx.files.read('/tmp/large.txt'), large);
 		await sbx.files.write([{ path: '/tmp/dir/b.txt', data: 'beta' }, { path: '/tmp/dir/c.txt', data: 'gamma' }]);
 		const names = (await sbx.files.list('/tmp/dir')).map((e) => e.name).sort();
 		assert.deepEqual(names, ['a.txt', 'b.txt', 'c.txt']);
