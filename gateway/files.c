@@ -96,6 +96,11 @@ static bool failed(const struct rollout_completion *c, enum connect_code *code, 
 		break;
 	default: {
 		int n = (int)(c->stderr_len < 300 ? c->stderr_len : 300);
+		if (!c->stderr_len) {
+			*code = CONNECT_INTERNAL;
+			snprintf(msg, cap, "exit status %d", c->exit_code);
+			break;
+		}
 		bool perm = memmem(c->stderr_data, c->stderr_len, "ermission denied", 16) ||
 			    memmem(c->stderr_data, c->stderr_len, "ead-only file system", 20);
 		bool space = memmem(c->stderr_data, c->stderr_len, "space left", 10) ||
@@ -103,9 +108,7 @@ static bool failed(const struct rollout_completion *c, enum connect_code *code, 
 		*code = perm    ? CONNECT_PERMISSION_DENIED
 			: space ? CONNECT_RESOURCE_EXHAUSTED
 				: CONNECT_INTERNAL;
-		snprintf(msg, cap, "%.*s", n, c->stderr_data ? (const char *)c->stderr_data : "");
-		if (!n)
-			snprintf(msg, cap, "exit status %d", c->exit_code);
+		snprintf(msg, cap, "%.*s", n, (const char *)c->stderr_data);
 	}
 	}
 	return true;
@@ -149,7 +152,8 @@ static json_t *entries(const uint8_t *d, size_t n)
 	char *copy = malloc(n + 1);
 	if (!copy)
 		return arr;
-	memcpy(copy, d, n);
+	if (n)
+		memcpy(copy, d, n);
 	copy[n] = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!copy[i]) {

@@ -276,6 +276,8 @@ static enum MHD_Result upload_part(void *cls, enum MHD_ValueKind kind, const cha
 		rq->too_big = true;
 		return MHD_YES;
 	}
+	if (size == 0) /* an empty file, or the part's headers alone */
+		return MHD_YES;
 	if (u->len + size > u->cap) {
 		size_t cap = u->cap ? u->cap : 4096;
 		while (cap < u->len + size)
