@@ -84,7 +84,8 @@ struct pool_file {
 
 static const cyaml_schema_field_t file_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("pool", CYAML_FLAG_POINTER, struct pool_file, pool, pool_fields),
-	CYAML_FIELD_IGNORE("rolloutd", CYAML_FLAG_OPTIONAL), CYAML_FIELD_IGNORE("gateway", CYAML_FLAG_OPTIONAL), CYAML_FIELD_END
+	CYAML_FIELD_IGNORE("rolloutd", CYAML_FLAG_OPTIONAL),
+	CYAML_FIELD_IGNORE("gateway", CYAML_FLAG_OPTIONAL), CYAML_FIELD_END
 };
 
 static const cyaml_schema_value_t file_schema = {

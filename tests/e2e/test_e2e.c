@@ -557,7 +557,8 @@ static void test_metrics(void **state)
 	FILE *checks[2];
 	for (int k = 1; k <= 2; k++) {
 		snprintf(cmd, sizeof(cmd),
-			 "/usr/bin/python3 %s/tests/e2e/check_metrics.py http://127.0.0.1:%d/metrics --seconds 2 --busy",
+			 "/usr/bin/python3 %s/tests/e2e/check_metrics.py http://127.0.0.1:%d/metrics "
+			 "--seconds 2 --busy",
 			 src ? src : ".", port + k);
 		checks[k - 1] = popen(cmd, "r");
 		assert_non_null(checks[k - 1]);
