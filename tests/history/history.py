@@ -345,7 +345,7 @@ class Check:
     def __init__(self, windows):
         self.windows = windows
         self.v = collections.defaultdict(list)  # violation kind -> [(trainer, rid, detail)]
-        self.total = self.once = self.excused_conn = self.excused_kill = 0
+        self.total = self.once = self.excused_conn = self.excused_kill = self.abandoned = 0
         self.status = collections.Counter()
         self.executed = 0
         self.per = {}
@@ -368,6 +368,7 @@ class Check:
 
     def trainer(self, name, path, killed=False, hung=False):
         sent, comps, pending, excused = {}, collections.defaultdict(list), {}, set()
+        abandoned = set()  # pending when the trainer itself gave up and disconnected (Q N>0)
         execs = collections.defaultdict(list)
         reads = []  # (read rid, sandbox)
         anon_bad = []
@@ -405,6 +406,9 @@ class Check:
                         reads.append((int(p[1]), int(p[2])))
                     elif p[0] == "Q":
                         quit_ = True
+                        if len(p) > 2 and int(p[2]) > 0:
+                            abandoned.update(pending)
+                            pending.clear()
                 except (IndexError, ValueError):
                     if ln < sum(1 for _ in open(path)):  # only a torn last line is expected
                         self.add("malformed log line", name, 0, line.strip()[:80])
@@ -442,6 +446,8 @@ class Check:
                              f"{r.action} {s0} faults={self.faults_at(r.t, tc)}")
             elif rid in excused:
                 self.excused_conn += 1
+            elif rid in abandoned:
+                self.abandoned += 1
             elif killed and not quit_:
                 self.excused_kill += 1
             else:
@@ -480,7 +486,8 @@ class Check:
                 f"{', killed' if p['killed'] else ''}{', HUNG' if p['hung'] else ''}"
                 f"{'' if p['quit'] or p['killed'] else ', no clean end'}")
         say(f"completions by status: {dict(self.status)}")
-        say(f"excused: {self.excused_conn} pending at a connection error, {self.excused_kill} of the killed trainer")
+        say(f"excused: {self.excused_conn} pending at a connection error, {self.excused_kill} of the killed trainer, "
+            f"{self.abandoned} abandoned by a trainer that gave up waiting and detached")
         say(f"steps read back from sandboxes: {self.executed}")
         for kind, items in sorted(self.v.items()):
             by_fault = collections.Counter()

@@ -410,7 +410,9 @@ static int burst(void)
 	uint64_t *held = calloc((size_t)opt.count, sizeof(*held));
 	int nheld = 0, opens_left = (int)pending;
 	bool closing = false;
-	uint64_t end = now_ms() + 30000;
+	/* Generous: a loaded 2-core box creates sandboxes slowly. Giving up detaches with the
+	 * count of what was still pending (the checker reports those as abandoned). */
+	uint64_t end = now_ms() + 120000;
 	while (pending && now_ms() < end && held) {
 		struct rollout_completion c;
 		int n;
