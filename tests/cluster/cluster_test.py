@@ -500,8 +500,10 @@ class Test:
         lost_steps = [e for e in allc if e["kind"] == "exec" and e["status"] == "SANDBOX_LOST"]
         self.check(lost_steps and all(e["pool"] in (victim, -1) for e in lost_steps),
                    "steps in flight on the killed pool completed SANDBOX_LOST (%d), only those" % len(lost_steps))
-        late = [e for e in lost_steps if e["t_done"] > t_heal + self.pool_timeout_ms / 2e3]
-        self.check(not late, "they completed when the new process answered, before half of pool_timeout_ms "
+        # Under pool_timeout_ms: the new boot id, not the silence, ended them (a loaded CI box
+        # may take seconds to start the new process, so no tighter bound).
+        late = [e for e in lost_steps if e["t_done"] > t_heal + self.pool_timeout_ms / 1e3]
+        self.check(not late, "they completed when the new process answered, before pool_timeout_ms "
                    "(%d later; slowest %.1f s after the restart)"
                    % (len(late), max((e["t_done"] - t_heal for e in lost_steps), default=0)))
         nf = [e for e in allc if e["status"] == "NOT_FOUND"]
