@@ -63,7 +63,7 @@ struct gw_req {
 	uint64_t t0_ns;
 	char *body;
 	size_t len, cap;
-	bool too_big, dispatched, suspended, queued;
+	bool too_big, malformed, dispatched, suspended, queued;
 	struct MHD_PostProcessor *pp; /* multipart upload of POST /files */
 	struct gw_upload *up;         /* POST /files: the files of the upload */
 	unsigned nup, pending;

@@ -351,6 +351,10 @@ static void dispatch(struct gw_req *rq)
 {
 	struct gw *g = rq->g;
 	const struct gw_route *r = &rq->route;
+	if (rq->malformed) {
+		gw_reply_error(rq, 400, "malformed multipart body");
+		return;
+	}
 	if (rq->too_big) {
 		if (r->envd && r->kind != GW_R_FILES_POST && r->kind != GW_R_FILES_GET)
 			gw_reply_connect_error(rq, CONNECT_RESOURCE_EXHAUSTED, "request body over %u bytes",
@@ -445,7 +449,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!rq->too_big)
 			return MHD_YES;
 	}
-	if (*upload_size && !rq->too_big) {
+	if (*upload_size) {
+		if (rq->too_big) { /* over the limit: read and drop the rest, answer at the end */
+			*upload_size = 0;
+			return MHD_YES;
+		}
 		int rc = 0;
 		if (rq->pp) {
 			if (MHD_post_process(rq->pp, upload_data, *upload_size) != MHD_YES)
@@ -456,13 +464,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		if (rc == 0)
 			return MHD_YES;
-		if (rc != -ENOMEM) {
-			rq->dispatched = true;
-			gw_reply_error(rq, 400, "malformed multipart body");
-			queue_now(rq);
-			return MHD_YES;
-		}
-		return MHD_NO;
+		if (rc == -ENOMEM)
+			return MHD_NO;
+		rq->malformed = rq->too_big = true; /* drop the rest, answer 400 at the end */
+		return MHD_YES;
 	}
 	*upload_size = 0;
 	if (rq->queued)

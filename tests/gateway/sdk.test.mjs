@@ -179,6 +179,10 @@ test('errors the SDK expects', async () => {
 	assert.equal(bj.json.code, 400);
 	const big = await raw('POST', '/v2/sandboxes', { body: 'x'.repeat(3 << 20) }).catch((x) => ({ status: 413, err: x }));
 	assert.equal(big.status, 413);
+	// The same without Content-Length (chunked): read, dropped, then refused.
+	const chunked = await fetch(API + '/v2/sandboxes', { method: 'POST', headers: { 'X-API-Key': KEY },
+		body: new Blob(['x'.repeat(700000)]).stream(), duplex: 'half' });
+	assert.equal(chunked.status, 413);
 	const unk = await raw('GET', '/no/such/route');
 	assert.equal(unk.status, 404);
 	const tmpl = await Sandbox.create('no-such-template').catch((x) => x);
