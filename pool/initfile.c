@@ -34,7 +34,10 @@ const char *init_work_relative(const char *path)
 
 int init_open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 {
-	struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC | O_NOCTTY,
+	/* openat2 refuses O_PATH with any flag outside O_PATH's few (EINVAL): O_NOCTTY only
+	 * for real opens. */
+	uint64_t extra = (flags & O_PATH) ? O_CLOEXEC : O_CLOEXEC | O_NOCTTY;
+	struct open_how how = { .flags = (uint64_t)flags | extra,
 				.mode = mode,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
 	if (!(flags & O_CREAT))

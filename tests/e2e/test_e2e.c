@@ -228,6 +228,19 @@ static void test_rollout_path(void **state)
 	assert_int_equal(c.stdout_len, 3);
 	assert_memory_equal(c.stdout_data, "12\n", 3);
 	assert_memory_equal(c.stderr_data, "warn\n", 5);
+	/* A step in a subdirectory of the work area (cwd), then one back at its top. */
+	c = sh(sb, "mkdir -p sub/dir && echo here > sub/dir/f", 0);
+	assert_int_equal(c.exit_code, 0);
+	id = next_id++;
+	assert_int_equal(
+	    rollout_exec(C, id, sb, &(struct rollout_exec){ .shell = "cat f; pwd", .cwd = "sub/dir" }, 0), 0);
+	rollout_flush(C);
+	assert_int_equal(wait_for(id, &c, 10000), 0);
+	if (c.status != 0 || c.exit_code != 0)
+		fail_msg("exec in cwd sub/dir: status %d exit %d (%s)", c.status, c.exit_code,
+			 c.message ? c.message : "");
+	assert_int_equal(c.stdout_len, 5 + strlen("/tmp/sub/dir\n"));
+	assert_memory_equal(c.stdout_data, "here\n/tmp/sub/dir\n", c.stdout_len);
 	const char *argv[] = { "cat", NULL };
 	struct rollout_exec e = { .argv = argv, .stdin_data = "piped", .stdin_len = 5 };
 	id = next_id++;
