@@ -95,7 +95,7 @@ def test_group_when_one_member_fails(daemons):
     async def main():
         async with rollout.AsyncClient(socket=daemons) as c:
             async with c.group("default", 4) as g:
-                results = await g.exec_each(["echo 0", "sleep 5", "echo 2", "exit 7"], timeout=0.5)
+                results = await g.exec_each(["echo 0", "sleep 30", "echo 2", "exit 7"], timeout=3)
                 assert results[0].stdout == b"0\n"
                 assert isinstance(results[1], rollout.RolloutError) and results[1].status == Status.TIMEOUT
                 assert results[2].stdout == b"2\n"
