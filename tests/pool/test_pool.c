@@ -56,6 +56,10 @@ static void write_config(const char *path, const char *ep, const char *grp)
 		"      workdir_mb: 16\n"
 		"      memory_mb: 128\n"
 		"      pids: 64\n"
+		/* Its own host uids: the fork bomb below fills RLIMIT_NPROC of a uid, which is per
+		 * uid and host-wide, so it must not share uids with pools of tests running beside. */
+		"      uid_base: 700000\n"
+		"      uid_count: 1000\n"
 		"      cpu_percent: 50\n"
 		"      timeout_ms: 10000\n"
 		"      output_cap: 65536\n"
