@@ -303,6 +303,7 @@ int rollout_exec(rollout_client *c, uint64_t request_id, uint64_t sandbox, const
 	rw_Exec_add_cwd(b, cwd);
 	rw_Exec_add_timeout_ms(b, e->timeout_ms);
 	rw_Exec_add_output_cap(b, e->output_cap);
+	rw_Exec_add_stream(b, (e->flags & ROLLOUT_EXEC_STREAM) != 0);
 	return finish(c, &bd, request_id, deadline_ns, rw_Action_Exec, rw_Exec_end(b));
 }
 
@@ -347,6 +348,22 @@ int rollout_close(rollout_client *c, uint64_t request_id, uint64_t sandbox)
 	rw_Close_start(&bd.b);
 	rw_Close_add_sandbox(&bd.b, sandbox);
 	return finish(c, &bd, request_id, 0, rw_Action_Close, rw_Close_end(&bd.b));
+}
+
+int rollout_signal(rollout_client *c, uint64_t request_id, uint64_t sandbox, uint64_t target_request_id,
+		   int signo)
+{
+	if (signo <= 0 || signo > 64)
+		return -EINVAL;
+	struct build bd;
+	int rc = begin(c, &bd, 128);
+	if (rc)
+		return rc;
+	rw_Signal_start(&bd.b);
+	rw_Signal_add_sandbox(&bd.b, sandbox);
+	rw_Signal_add_target_request_id(&bd.b, target_request_id);
+	rw_Signal_add_signal(&bd.b, signo);
+	return finish(c, &bd, request_id, 0, rw_Action_Signal, rw_Signal_end(&bd.b));
 }
 
 int rollout_flush(rollout_client *c)
@@ -400,7 +417,10 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 			out->wall_us = rw_ExecResult_wall_us(e);
 			out->cpu_us = rw_ExecResult_cpu_us(e);
 			out->peak_memory_kib = rw_ExecResult_peak_memory_kib(e);
+			out->stdout_offset = rw_ExecResult_stdout_offset(e);
+			out->stderr_offset = rw_ExecResult_stderr_offset(e);
 		}
+		out->partial = env.partial;
 		const rw_FileData_t *f = rw_Completion_result_as_FileData(k);
 		if (f) {
 			out->file_len = rw_FileData_data(f, &out->file_data);
@@ -446,6 +466,8 @@ static int wait_one(rollout_client *c, uint64_t id, struct rollout_completion *o
 		int n = rollout_next(c, out);
 		if (n < 0)
 			return n;
+		if (n == 1 && out->request_id == id && out->partial)
+			continue; /* streamed output: the completion follows */
 		if (n == 1)
 			return out->request_id == id ? 0 : ROLLOUT_E_PROTOCOL;
 		int rc = rollout_wait(c, timeout_ms);

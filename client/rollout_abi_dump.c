@@ -39,6 +39,7 @@ static const struct field fields[] = {
 	F(rollout_exec, cwd),
 	F(rollout_exec, timeout_ms),
 	F(rollout_exec, output_cap),
+	F(rollout_exec, flags),
 	F(rollout_completion, request_id),
 	F(rollout_completion, status),
 	F(rollout_completion, infra_failed),
@@ -58,6 +59,9 @@ static const struct field fields[] = {
 	F(rollout_completion, wall_us),
 	F(rollout_completion, cpu_us),
 	F(rollout_completion, peak_memory_kib),
+	F(rollout_completion, partial),
+	F(rollout_completion, stdout_offset),
+	F(rollout_completion, stderr_offset),
 };
 
 int main(void)

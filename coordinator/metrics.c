@@ -19,6 +19,7 @@ struct rd_metrics {
 	struct promhttp *http; /* first: see promhttp_object_new */
 	uint32_t nshards;
 	uint64_t requests[NKIND], completions[NKIND][NSTATUS], refused, attach_refused;
+	uint64_t stream_sent, stream_dropped;
 	int64_t backlog, trainers;
 	uint32_t inflight[MAXSH], sessions[MAXSH], waiting[MAXSH];
 	uint32_t pool_up[MAXSH][MAXPOOL], pool_credits[MAXSH][MAXPOOL], pool_free[MAXSH][MAXPOOL];
@@ -53,6 +54,10 @@ void rd_metrics_attach_refused(struct rd_metrics *m)
 void rd_metrics_backlog(struct rd_metrics *m, int d)
 {
 	PROM_ADD(m->backlog, d);
+}
+void rd_metrics_stream(struct rd_metrics *m, bool delivered)
+{
+	PROM_ADD(*(delivered ? &m->stream_sent : &m->stream_dropped), 1);
 }
 void rd_metrics_trainers(struct rd_metrics *m, int d)
 {
@@ -133,6 +138,13 @@ char *rd_metrics_render(struct rd_metrics *m, size_t *len)
 		  "Attaches refused (bad request, no request in time, no resources).");
 	prom_printf(&o, "rolloutd_attach_refused_total %llu\n",
 		    (unsigned long long)PROM_GET(m->attach_refused));
+	prom_head(&o, "rolloutd_stream_records_total", "counter",
+		  "Streamed output records, by fate (dropped: the trainer was behind or the record "
+		  "too big; its completion still holds the output).");
+	prom_printf(&o, "rolloutd_stream_records_total{fate=\"delivered\"} %llu\n",
+		    (unsigned long long)PROM_GET(m->stream_sent));
+	prom_printf(&o, "rolloutd_stream_records_total{fate=\"dropped\"} %llu\n",
+		    (unsigned long long)PROM_GET(m->stream_dropped));
 	prom_head(&o, "rolloutd_trainers", "gauge", "Trainers attached.");
 	prom_printf(&o, "rolloutd_trainers %lld\n", (long long)PROM_GET(m->trainers));
 	prom_head(&o, "rolloutd_completion_backlog", "gauge",

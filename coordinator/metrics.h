@@ -21,6 +21,8 @@ void rd_metrics_completion(struct rd_metrics *m, int kind, int status, uint64_t 
 void rd_metrics_refused(struct rd_metrics *m);
 void rd_metrics_attach_refused(struct rd_metrics *m);
 void rd_metrics_backlog(struct rd_metrics *m, int delta);
+/* A streamed output record for a trainer: put in its ring, or dropped. */
+void rd_metrics_stream(struct rd_metrics *m, bool delivered);
 void rd_metrics_trainers(struct rd_metrics *m, int delta);
 void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32_t credits, uint32_t free);
 /* Per tick: bytes waiting in the shard's trainers' submission rings. */

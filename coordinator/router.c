@@ -28,6 +28,8 @@ static uint64_t req_sandbox(const rw_Request_t *q, int kind)
 		return rw_GetFile_sandbox(rw_Request_action_as_GetFile(q));
 	case rw_Action_Close:
 		return rw_Close_sandbox(rw_Request_action_as_Close(q));
+	case rw_Action_Signal:
+		return rw_Signal_sandbox(rw_Request_action_as_Signal(q));
 	default:
 		return 0;
 	}
@@ -246,6 +248,14 @@ static void on_completion(struct router *r, int pool, const uint8_t *buf, size_t
 		/* Unknown, answered already, or another pool's dispatch: never followed. */
 		r->ops->on_refused(r->ctx,
 				   d ? "answer from the wrong pool" : "answer to an unknown dispatch");
+		return;
+	}
+	if (k.partial) {
+		/* Streamed output of an exec still running: passed on, the dispatch stays. */
+		if (d->kind != rw_Action_Exec || !rw_completion_fits(buf, d->kind))
+			r->ops->on_refused(r->ctx, "streamed output for an action that is not an exec");
+		else if (d->c && !d->c->gone && r->ops->stream)
+			r->ops->stream(r->ctx, d->c, buf, len);
 		return;
 	}
 	rollout__rt_disp_unlink(r, d);

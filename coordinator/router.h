@@ -48,6 +48,9 @@ struct router_ops {
 	void (*on_request)(void *ctx, int kind);
 	void (*on_completion)(void *ctx, int kind, int status, uint64_t latency_ns);
 	void (*on_refused)(void *ctx, const char *why);
+	/* Streamed output (a partial Completion) for a trainer: best effort, may be dropped
+	 * when the trainer is behind (its completion holds the whole output). May be NULL. */
+	void (*stream)(void *ctx, struct rt_client *c, const void *msg, size_t len);
 };
 
 struct router_cfg {

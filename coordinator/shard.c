@@ -58,6 +58,11 @@ static void op_complete(void *ctx, struct rt_client *c, const void *msg, size_t 
 		rd_metrics_backlog(s->m, 1);
 }
 
+static void op_stream(void *ctx, struct rt_client *c, const void *msg, size_t len)
+{
+	rd_metrics_stream(((struct shard *)ctx)->m, trainer_stream(trainer_of(c), msg, len));
+}
+
 static void op_on_request(void *ctx, int kind)
 {
 	rd_metrics_request(((struct shard *)ctx)->m, kind);
@@ -84,6 +89,7 @@ static const struct router_ops shard_ops = {
 	.pool_send = op_pool_send,
 	.pool_reset = op_pool_reset,
 	.complete = op_complete,
+	.stream = op_stream,
 	.on_request = op_on_request,
 	.on_completion = op_on_completion,
 	.on_refused = op_on_refused,

@@ -86,6 +86,14 @@ int trainer_complete(struct trainer *t, const void *msg, size_t len)
 	return 1;
 }
 
+bool trainer_stream(struct trainer *t, const void *msg, size_t len)
+{
+	/* Behind the backlog it would overtake completions; too big it never fits. */
+	if (t->dead || t->bhead || len > t->w.g.max_record)
+		return false;
+	return ring_put(t, msg, len);
+}
+
 int trainer_flush(struct trainer *t)
 {
 	int moved = 0;

@@ -46,6 +46,9 @@ static inline struct trainer *trainer_of(struct rt_client *c)
  * entries (0 or 1), or -ENOMEM: the trainer is then marked dead (it sees its connection
  * close: never a silently lost completion). */
 int trainer_complete(struct trainer *t, const void *msg, size_t len);
+/* Streamed output for the trainer: into its ring now, or dropped (false) when the ring is
+ * full, a backlog waits (it would overtake completions) or it is over max_record. */
+bool trainer_stream(struct trainer *t, const void *msg, size_t len);
 
 /* Moves backlog into the ring and publishes; returns the number of entries moved. */
 int trainer_flush(struct trainer *t);

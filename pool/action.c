@@ -11,6 +11,46 @@
 #include "proto.h"
 #include "util.h"
 
+void act_signal(struct pool *p, struct box *b, struct job *j, const uint8_t *raw, size_t len)
+{
+	const rw_Signal_t *s = rw_Request_action_as_Signal(rw_Message_body_as_Request(rw_Message_root(raw)));
+	uint64_t target = rw_Signal_target_request_id(s);
+	int sig = rw_Signal_signal(s);
+	if (sig <= 0 || sig > 64 || len > 4096) {
+		/* init takes control frames of 4 KiB at most while a command runs */
+		proto_job_done(p, j, rw_Status_BAD_REQUEST, false,
+			       len > 4096 ? "signal request over 4 KiB" : "no such signal");
+		return;
+	}
+	struct job *cur = b->cur;
+	if (cur && cur->kind == rw_Action_Exec && cur->peer == j->peer &&
+	    (!target || cur->request_id == target)) {
+		/* init reads it between its polls; if the command ends first, init drops it. */
+		int rc = frame_send(&b->io, raw, len);
+		if (rc == 1 && loop_mod(p->loop, b->s.fd, EPOLLIN | EPOLLOUT) < 0)
+			rc = -EIO;
+		proto_job_done(p, j, rc < 0 ? rw_Status_INTERNAL : rw_Status_OK, rc < 0,
+			       rc < 0 ? "cannot reach the sandbox" : NULL);
+		return;
+	}
+	struct job *prev = NULL;
+	for (struct job *q = b->qhead; target && q; prev = q, q = q->next) {
+		if (q->request_id != target || q->peer != j->peer || q->kind != rw_Action_Exec)
+			continue;
+		/* Not started yet: it never runs. */
+		if (prev)
+			prev->next = q->next;
+		else
+			b->qhead = q->next;
+		if (b->qtail == q)
+			b->qtail = prev;
+		proto_job_done(p, q, rw_Status_CANCELLED, false, "cancelled before it started");
+		proto_job_done(p, j, rw_Status_OK, false, NULL);
+		return;
+	}
+	proto_job_done(p, j, rw_Status_NOT_FOUND, false, "no such command running or queued");
+}
+
 void act_enqueue(struct pool *p, struct box *b, struct job *j)
 {
 	j->next = NULL;
@@ -124,6 +164,19 @@ static int on_frame(void *arg, const uint8_t *msg, size_t len)
 		box_kill(p, b, rw_Status_SANDBOX_LOST, rw_Status_SANDBOX_LOST, true,
 			 "sandbox init answered the wrong dispatch");
 		return 1;
+	}
+	if (rw_Completion_partial(rw_Message_body_as_Completion(m))) {
+		/* Streamed output of the running exec: passed on, never cached; the completion
+		 * that follows holds all of it, so a chunk that cannot go now is dropped. */
+		if (j->kind != rw_Action_Exec ||
+		    !rw_Completion_result_as_ExecResult(rw_Message_body_as_Completion(m))) {
+			pool_metrics_refused(p->m);
+			box_kill(p, b, rw_Status_SANDBOX_LOST, rw_Status_SANDBOX_LOST, true,
+				 "sandbox init streamed output for an action that is not an exec");
+			return 1;
+		}
+		pool_metrics_stream_chunk(p->m, j->peer->nout == 0 && peer_send(p, j->peer, msg, len) == 0);
+		return 0;
 	}
 	int status = rw_Completion_status(rw_Message_body_as_Completion(m));
 	if (j->kind == rw_Action_Exec && p->rt.cgroups) {

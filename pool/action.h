@@ -9,6 +9,9 @@
 
 /* Queues j on b (leased) and starts it when b is idle. */
 void act_enqueue(struct pool *p, struct box *b, struct job *j);
+/* A Signal request (raw: its verified message) for b: delivered to the exec running now
+ * when it is the target, or the queued target exec cancelled; j completes at once. */
+void act_signal(struct pool *p, struct box *b, struct job *j, const uint8_t *raw, size_t len);
 /* Starts queued actions while b is idle. */
 void act_dispatch_next(struct pool *p, struct box *b);
 /* Loop callback of a sandbox socket (arg: the box). */

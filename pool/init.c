@@ -21,9 +21,12 @@
 
 #include "init_int.h"
 
-#define MAX_ARGS 4096
-#define MAX_ENVS 1024
-#define GRACE_MS 50 /* after the command exits, how long to wait for its pipes to close */
+#define MAX_ARGS     4096
+#define MAX_ENVS     1024
+#define GRACE_MS     50    /* after the command exits, how long to wait for its pipes to close */
+#define CHUNK_MAX    65536 /* streamed output: bytes per stream in one partial record */
+#define CHUNK_GAP_US 1000  /* streamed output: a record per stream per millisecond at most */
+#define CONTROL_MAX  4096  /* largest frame the pool sends while a command runs (Signal) */
 
 static uint64_t now_us(void)
 {
@@ -64,16 +67,35 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Grows in->out to hold a frame of up to need bytes; 0 or -ENOMEM. */
+static int out_room(struct init *in, size_t need)
+{
+	if (need + 8 <= in->out_cap)
+		return 0;
+	uint8_t *p = init_grow(in->out, in->out_cap, need + 8);
+	if (!p)
+		return -ENOMEM;
+	in->out = p;
+	in->out_cap = need + 8;
+	return 0;
+}
+
+/* Writes the Message finished at in->out + 8 (n bytes) as one frame. */
+static int send_frame(struct init *in, ssize_t n)
+{
+	if (n < 0)
+		return (int)n;
+	/* fb_finish put the buffer at in->out + 8; the frame header goes right before it. */
+	uint32_t len = (uint32_t)n;
+	memcpy(in->out + 4, &len, 4);
+	return write_full(in->fd, in->out + 4, 4 + (size_t)n);
+}
+
 static int send_completion(struct init *in, uint64_t dispatch, uint64_t request_id, const struct outcome *o)
 {
 	size_t need = 4096 + o->so_len + o->se_len + o->data_len + (o->message ? strlen(o->message) : 0);
-	if (need + 4 > in->out_cap) {
-		uint8_t *p = init_grow(in->out, in->out_cap, need + 4);
-		if (!p)
-			return -ENOMEM;
-		in->out = p;
-		in->out_cap = need + 4;
-	}
+	if (out_room(in, need))
+		return -ENOMEM;
 	struct fb_builder b;
 	fb_builder_init(&b, in->out + 8, in->out_cap - 8);
 	fb_ref_t result = 0, msg = 0;
@@ -111,21 +133,70 @@ static int send_completion(struct init *in, uint64_t dispatch, uint64_t request_
 	rw_Message_start(&b);
 	rw_Message_add_dispatch_id(&b, dispatch);
 	rw_Message_add_body(&b, rw_Body_Completion, c);
-	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
-	if (n < 0)
-		return (int)n;
-	/* fb_finish put the buffer at in->out + 8; the frame header goes right before it. */
-	uint32_t len = (uint32_t)n;
-	memcpy(in->out + 4, &len, 4);
-	return write_full(in->fd, in->out + 4, 4 + (size_t)n);
+	return send_frame(in, rw_Message_finish(&b, rw_Message_end(&b)));
 }
 
 struct stream {
 	int fd;
 	uint8_t *buf;
 	size_t cap, len;
+	size_t sent; /* streamed: bytes already sent in partial records */
 	bool truncated;
 };
+
+/* One partial record: the bytes of both streams not streamed yet (up to CHUNK_MAX each). */
+static int send_chunk(struct init *in, struct stream *so, struct stream *se)
+{
+	size_t no = so->len - so->sent, ne = se->len - se->sent;
+	if (no > CHUNK_MAX)
+		no = CHUNK_MAX;
+	if (ne > CHUNK_MAX)
+		ne = CHUNK_MAX;
+	if (out_room(in, 1024 + no + ne))
+		return -ENOMEM;
+	struct fb_builder b;
+	fb_builder_init(&b, in->out + 8, in->out_cap - 8);
+	fb_ref_t vo = fb_create_vec_u8(&b, so->buf + so->sent, no);
+	fb_ref_t ve = fb_create_vec_u8(&b, se->buf + se->sent, ne);
+	rw_ExecResult_start(&b);
+	rw_ExecResult_add_stdout(&b, vo);
+	rw_ExecResult_add_stderr(&b, ve);
+	rw_ExecResult_add_stdout_offset(&b, so->sent);
+	rw_ExecResult_add_stderr_offset(&b, se->sent);
+	fb_ref_t r = rw_ExecResult_end(&b);
+	rw_Completion_start(&b);
+	rw_Completion_add_request_id(&b, in->request_id);
+	rw_Completion_add_status(&b, rw_Status_OK);
+	rw_Completion_add_partial(&b, true);
+	rw_Completion_add_result(&b, rw_Result_ExecResult, r);
+	fb_ref_t c = rw_Completion_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_dispatch_id(&b, in->dispatch);
+	rw_Message_add_body(&b, rw_Body_Completion, c);
+	int rc = send_frame(in, rw_Message_finish(&b, rw_Message_end(&b)));
+	if (rc == 0) {
+		so->sent += no;
+		se->sent += ne;
+	}
+	return rc;
+}
+
+/* The signal a control frame from the pool asks for (a Signal request for the command
+ * running now), or 0. */
+static int control_signal(const struct init *in, const uint8_t *msg, size_t len)
+{
+	if (rw_Message_verify(msg, len) != 0)
+		return 0;
+	const rw_Request_t *r = rw_Message_body_as_Request(rw_Message_root(msg));
+	const rw_Signal_t *s = r ? rw_Request_action_as_Signal(r) : NULL;
+	if (!s)
+		return 0;
+	uint64_t target = rw_Signal_target_request_id(s);
+	int sig = rw_Signal_signal(s);
+	if ((target && target != in->request_id) || sig <= 0 || sig >= NSIG)
+		return 0;
+	return sig;
+}
 
 static void drain(struct stream *s)
 {
@@ -224,8 +295,10 @@ static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, str
 	if (cap > p->max_output_cap)
 		cap = p->max_output_cap;
 	so->cap = se->cap = cap;
-	so->len = se->len = 0;
+	so->len = se->len = so->sent = se->sent = 0;
 	so->truncated = se->truncated = false;
+	bool stream = rw_Exec_stream(ex);
+	uint64_t chunk_at = 0; /* streamed: the next partial record goes no earlier */
 	const uint8_t *stdin_data = NULL;
 	size_t stdin_len = rw_Exec_stdin(ex, &stdin_data);
 
@@ -300,16 +373,39 @@ static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, str
 				timed_out = true;
 			break;
 		}
+		bool unsent = stream && (so->len > so->sent || se->len > se->sent);
+		if (unsent && now >= chunk_at) {
+			if (send_chunk(in, so, se)) {
+				kill(-1, SIGKILL);
+				_exit(0); /* the pool stopped reading: nothing may outlive it */
+			}
+			chunk_at = now + CHUNK_GAP_US;
+			continue;
+		}
+		uint64_t wake = unsent && chunk_at < limit ? chunk_at : limit;
 		struct pollfd pf[5] = { { .fd = so->fd, .events = POLLIN },
 					{ .fd = se->fd, .events = POLLIN },
 					{ .fd = infd, .events = POLLOUT },
 					{ .fd = exited ? -1 : pidfd, .events = POLLIN },
-					{ .fd = in->fd, .events = POLLRDHUP } };
-		int n = poll(pf, 5, (int)((limit - now + 999) / 1000));
+					{ .fd = in->fd, .events = POLLIN | POLLRDHUP } };
+		int n = poll(pf, 5, (int)((wake - now + 999) / 1000));
 		if (pf[4].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
 			/* The pool is gone: nothing may outlive it. */
 			kill(-1, SIGKILL);
 			_exit(0);
+		}
+		if (pf[4].revents & POLLIN) {
+			/* A control frame: the pool sends only Signal requests while a command runs. */
+			uint64_t ctl[CONTROL_MAX / 8];
+			uint32_t clen;
+			if (read_full(in->fd, &clen, 4) || clen == 0 || clen > CONTROL_MAX ||
+			    read_full(in->fd, ctl, clen)) {
+				kill(-1, SIGKILL);
+				_exit(0);
+			}
+			int sig = control_signal(in, (const uint8_t *)ctl, clen);
+			if (sig && !exited)
+				kill(-pid, sig); /* the command's process group (it leads a session) */
 		}
 		if (n < 0 && errno != EINTR)
 			break;
@@ -431,6 +527,10 @@ void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, in
 				o.message = "not a request";
 			} else {
 				request_id = rw_Request_request_id(r);
+				in.dispatch = dispatch;
+				in.request_id = request_id;
+				if (rw_Request_action_type(r) == rw_Action_Signal)
+					continue; /* for a command that has ended: nothing to do, no answer */
 				switch (rw_Request_action_type(r)) {
 				case rw_Action_Exec:
 					do_exec(&in, rw_Request_action_as_Exec(r), &o, &so, &se);

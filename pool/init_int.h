@@ -19,6 +19,8 @@ struct init {
 	size_t in_cap;
 	uint8_t *out;
 	size_t out_cap;
+	/* the request being served (streamed output chunks carry them) */
+	uint64_t dispatch, request_id;
 };
 
 /* What one action produced, before it becomes a Completion. */

@@ -20,6 +20,7 @@ struct pool_metrics {
 	uint64_t completions[NSTATUS];
 	uint64_t requests[NKIND];
 	uint64_t refused, duplicates, lease_expired, create_failed, create_timeouts, deferred, dropped;
+	uint64_t chunks_sent, chunks_dropped;
 	int64_t sandboxes;
 	uint64_t warm, leased, inflight, coordinators;
 	struct prom_hist create, exec;
@@ -69,6 +70,11 @@ void pool_metrics_answer_dropped(struct pool_metrics *m)
 {
 	if (m)
 		PROM_ADD(m->dropped, 1);
+}
+void pool_metrics_stream_chunk(struct pool_metrics *m, bool sent)
+{
+	if (m)
+		PROM_ADD(*(sent ? &m->chunks_sent : &m->chunks_dropped), 1);
 }
 void pool_metrics_sandboxes(struct pool_metrics *m, int delta)
 {
@@ -133,6 +139,12 @@ char *pool_metrics_render(struct pool_metrics *m, size_t *len)
 	       "Answers the coordinator could not take at once, kept and sent again.", PROM_GET(m->deferred));
 	scalar(&o, "rollout_pool_answers_dropped_total", "counter",
 	       "Undelivered answers given up when their coordinator's lease expired.", PROM_GET(m->dropped));
+	scalar(&o, "rollout_pool_stream_chunks_total", "counter",
+	       "Streamed output records sent to coordinators.", PROM_GET(m->chunks_sent));
+	scalar(&o, "rollout_pool_stream_chunks_dropped_total", "counter",
+	       "Streamed output records dropped because the coordinator was behind (the completion "
+	       "still holds the output).",
+	       PROM_GET(m->chunks_dropped));
 	prom_head(&o, "rollout_pool_sandboxes", "gauge", "Sandboxes that exist (creating, warm or leased).");
 	prom_printf(&o, "rollout_pool_sandboxes %lld\n", (long long)PROM_GET(m->sandboxes));
 	scalar(&o, "rollout_pool_warm_sandboxes", "gauge", "Sandboxes ready to claim.", PROM_GET(m->warm));

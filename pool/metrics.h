@@ -4,6 +4,7 @@
 #ifndef ROLLOUT_POOL_METRICS_H
 #define ROLLOUT_POOL_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ void pool_metrics_create_timeout(struct pool_metrics *m);
 void pool_metrics_send_deferred(struct pool_metrics *m);
 /* An undelivered answer given up because its coordinator's lease expired. */
 void pool_metrics_answer_dropped(struct pool_metrics *m);
+/* A streamed output record: sent, or dropped (the coordinator was behind). */
+void pool_metrics_stream_chunk(struct pool_metrics *m, bool sent);
 void pool_metrics_sandboxes(struct pool_metrics *m, int delta);
 void pool_metrics_create_ns(struct pool_metrics *m, uint64_t ns);
 void pool_metrics_exec_ns(struct pool_metrics *m, uint64_t ns);

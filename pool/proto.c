@@ -189,6 +189,9 @@ static void on_request(struct pool *p, struct peer *peer, uint64_t dispatch, con
 	case rw_Action_Close:
 		sid = rw_Close_sandbox(rw_Request_action_as_Close(r));
 		break;
+	case rw_Action_Signal:
+		sid = rw_Signal_sandbox(rw_Request_action_as_Signal(r));
+		break;
 	default:
 		proto_job_done(p, j, rw_Status_BAD_REQUEST, false, "action not served by this pool");
 		return;
@@ -196,6 +199,10 @@ static void on_request(struct pool *p, struct peer *peer, uint64_t dispatch, con
 	struct box *b = box_find(p, sid);
 	if (!b || b->state != BOX_LEASED || b->owner != peer) {
 		proto_job_done(p, j, rw_Status_NOT_FOUND, false, "no such sandbox for this coordinator");
+		return;
+	}
+	if (kind == rw_Action_Signal) {
+		act_signal(p, b, j, raw, len);
 		return;
 	}
 	if (kind == rw_Action_Close) {

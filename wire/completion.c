@@ -57,6 +57,7 @@ int rw_completion_read(const void *buf, struct rw_completion *c)
 	c->result_type = rw_Completion_result_type(k);
 	const rw_Opened_t *o = rw_Completion_result_as_Opened(k);
 	c->sandbox = o ? rw_Opened_sandbox(o) : 0;
+	c->partial = rw_Completion_partial(k);
 	return 0;
 }
 

@@ -19,6 +19,7 @@ struct rw_completion {
 	const char *message; /* NULL: none */
 	uint8_t result_type; /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) */
 	uint64_t sandbox;    /* Opened.sandbox */
+	bool partial;        /* streamed output, not the completion (read only) */
 };
 
 /* Builds a Message holding the Completion into b; returns its size or -ENOSPC. */

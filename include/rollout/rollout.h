@@ -25,7 +25,7 @@ extern "C" {
 /* Version of this header; rollout_version() gives the library's (they match unless the
  * program was built against another release). */
 #define ROLLOUT_VERSION_MAJOR 0
-#define ROLLOUT_VERSION_MINOR 1
+#define ROLLOUT_VERSION_MINOR 2
 #define ROLLOUT_VERSION_PATCH 0
 #define ROLLOUT_VERSION_HEX \
 	((ROLLOUT_VERSION_MAJOR << 16) | (ROLLOUT_VERSION_MINOR << 8) | ROLLOUT_VERSION_PATCH)
@@ -82,7 +82,15 @@ struct rollout_exec {
 	const char *cwd;     /* NULL: where the last step ran (initially the work area) */
 	uint32_t timeout_ms; /* 0: the profile's default */
 	uint32_t output_cap; /* bytes per stream; 0: the profile's default */
+	uint32_t flags;      /* ROLLOUT_EXEC_* */
 };
+
+/* rollout_exec.flags: output arrives while the command runs, as completions with partial
+ * set (stdout_data/stderr_data: the new bytes, at stdout_offset/stderr_offset of their
+ * stream), before the request's one completion, which still holds all the output. Partial
+ * records are best effort: one may be dropped when the trainer falls behind (an offset
+ * then jumps), never reordered. */
+#define ROLLOUT_EXEC_STREAM 0x1u
 
 /* Submissions. Each takes a request id chosen by the caller (unique among its requests in
  * flight) and an optional deadline (CLOCK_MONOTONIC ns, 0: none). They return 0 when the
@@ -98,6 +106,13 @@ ROLLOUT_API int rollout_put_file(rollout_client *c, uint64_t request_id, uint64_
 ROLLOUT_API int rollout_get_file(rollout_client *c, uint64_t request_id, uint64_t sandbox, const char *path,
 				 uint32_t max_bytes);
 ROLLOUT_API int rollout_close(rollout_client *c, uint64_t request_id, uint64_t sandbox);
+/* Sends signo to the exec submitted as target_request_id (0: the one running now) in the
+ * sandbox: to its process group while it runs; a target still queued behind another
+ * action is cancelled (it completes CANCELLED, never runs). Its own completion is OK when
+ * the target was found, NOT_FOUND when it had ended; the exec then completes as usual
+ * (signal set). */
+ROLLOUT_API int rollout_signal(rollout_client *c, uint64_t request_id, uint64_t sandbox,
+			       uint64_t target_request_id, int signo);
 ROLLOUT_API int rollout_flush(rollout_client *c);
 /* Sleeps until a request of len bytes would fit in the submission ring (len 0: the size the
  * last submission refused with -EAGAIN needs, so the retry fits; -EINVAL when none was
@@ -118,6 +133,8 @@ struct rollout_completion {
 	size_t stdout_len, stderr_len, file_len;
 	bool stdout_truncated, stderr_truncated, file_truncated;
 	uint64_t wall_us, cpu_us, peak_memory_kib;
+	bool partial; /* streamed output of an exec (ROLLOUT_EXEC_STREAM), not its completion */
+	uint64_t stdout_offset, stderr_offset; /* partial: where the bytes sit in their stream */
 };
 
 /* Takes the next completion: 1 when *out is filled, 0 when none is waiting. */

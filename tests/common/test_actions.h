@@ -1,4 +1,5 @@
-/* Test helper: the action table of a request (Open of a profile, Exec of `true`, Close),
+/* Test helper: the action table of a request (Open of a profile, Exec of `true`, Signal
+ * (SIGKILL to the running exec), Close),
  * built into b for tests that play a trainer or a coordinator. */
 #ifndef ROLLOUT_TESTS_ACTIONS_H
 #define ROLLOUT_TESTS_ACTIONS_H
@@ -19,6 +20,11 @@ static inline fb_ref_t test_action(struct fb_builder *b, int kind, uint64_t sand
 		rw_Exec_add_sandbox(b, sandbox);
 		rw_Exec_add_shell(b, sh);
 		return rw_Exec_end(b);
+	}
+	if (kind == rw_Action_Signal) {
+		rw_Signal_start(b);
+		rw_Signal_add_sandbox(b, sandbox);
+		return rw_Signal_end(b);
 	}
 	rw_Close_start(b);
 	rw_Close_add_sandbox(b, sandbox);

@@ -38,6 +38,8 @@ static struct fake {
 	int resets[4];
 	int refused;
 	bool stopping;
+	int nstream;
+	struct rt_client *last_stream;
 } F;
 
 static int f_send(void *ctx, int pool, const void *msg, size_t len)
@@ -98,7 +100,17 @@ static bool f_stopping(void *ctx)
 	return F.stopping;
 }
 
-static const struct router_ops ops = { f_send, f_reset, f_complete, f_request, f_completion, f_refused };
+static void f_stream(void *ctx, struct rt_client *c, const void *msg, size_t len)
+{
+	(void)ctx;
+	(void)msg;
+	(void)len;
+	F.last_stream = c;
+	F.nstream++;
+}
+
+static const struct router_ops ops = { f_send,       f_reset,   f_complete, f_request,
+				       f_completion, f_refused, f_stream };
 
 static struct router *R;
 static struct rt_client A = { .name = "a" }, B = { .name = "b" };
@@ -201,6 +213,31 @@ static void answer(int from_pool, int i, int status, uint8_t result, uint64_t sa
 	router_pool_message(R, from_pool, msgbuf, (size_t)n, 2);
 }
 
+/* A streamed-output record (partial completion) for the dispatch sent as sent[i]. */
+static void partial(int from_pool, int i)
+{
+	const rw_Message_t *m = rw_Message_root(F.sent[i].buf);
+	uint64_t dispatch = rw_Message_dispatch_id(m);
+	uint64_t rid = rw_Request_request_id(rw_Message_body_as_Request(m));
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	fb_ref_t out = fb_create_vec_u8(&b, "line\n", 5);
+	rw_ExecResult_start(&b);
+	rw_ExecResult_add_stdout(&b, out);
+	fb_ref_t er = rw_ExecResult_end(&b);
+	rw_Completion_start(&b);
+	rw_Completion_add_request_id(&b, rid);
+	rw_Completion_add_partial(&b, true);
+	rw_Completion_add_result(&b, rw_Result_ExecResult, er);
+	fb_ref_t c = rw_Completion_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_dispatch_id(&b, dispatch);
+	rw_Message_add_body(&b, rw_Body_Completion, c);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	assert_true(n > 0);
+	router_pool_message(R, from_pool, msgbuf, (size_t)n, 2);
+}
+
 static enum router_verdict submit(struct rt_client *c, size_t len, uint64_t now)
 {
 	return router_submit(R, c, msgbuf, len, now);
@@ -235,6 +272,44 @@ static void test_round_trip(void **state)
 	assert_int_equal(A.inflight, 0);
 	assert_int_equal(router_pool(R, 0)->credits, 16);
 	assert_int_equal(F.refused, 0);
+}
+
+/* Streamed output passes to the trainer and leaves the exec in flight: its one completion
+ * still follows. A partial record for an open, from another pool, or after the completion
+ * is refused. A Signal goes to the sandbox's pool like any action on it. */
+static void test_streamed_output_and_signal(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	hello(1, 8, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0xabc);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	int exec = F.nsent - 1;
+	partial(0, exec);
+	partial(0, exec);
+	assert_int_equal(F.nstream, 2);
+	assert_ptr_equal(F.last_stream, &A);
+	assert_int_equal(F.ngot, 1); /* the open only */
+	assert_int_equal(A.inflight, 1);
+	partial(1, exec); /* another pool's word for our dispatch */
+	assert_int_equal(F.nstream, 2);
+	assert_int_equal(F.refused, 1);
+	assert_int_equal(submit(&A, request(rw_Action_Signal, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 0);
+	answer(0, F.nsent - 1, rw_Status_OK, 0, 0);
+	answer(0, exec, rw_Status_OK, rw_Result_ExecResult, 0);
+	assert_int_equal(F.ngot, 3);
+	assert_int_equal(F.got[2].k.request_id, 2);
+	assert_false(F.got[2].k.partial);
+	assert_int_equal(A.inflight, 0);
+	partial(0, exec); /* after the completion: the dispatch is gone */
+	assert_int_equal(F.nstream, 2);
+	assert_int_equal(F.refused, 2);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 4, 0, 0, 0), 1), ROUTER_TAKEN);
+	partial(F.sent[F.nsent - 1].pool, F.nsent - 1); /* an open never streams */
+	assert_int_equal(F.nstream, 2);
+	assert_int_equal(F.refused, 3);
+	assert_int_equal(A.inflight, 1);
 }
 
 /* Issue 10 #3: an OK open without its Opened result is refused, and the open completes
@@ -487,6 +562,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ok_open_without_sandbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streamed_output_and_signal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answer_from_other_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_records_complete, setup, teardown),

@@ -26,11 +26,11 @@ import ctypes.util
 import errno
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["Client", "AsyncClient", "Sandbox", "AsyncSandbox", "Result", "RolloutError", "RolloutConnectionError",
            "Status", "Err", "Group", "AsyncGroup"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 class Status:
@@ -158,7 +158,10 @@ class _Exec(ctypes.Structure):
     _fields_ = [("argv", ctypes.POINTER(ctypes.c_char_p)), ("shell", ctypes.c_char_p),
                 ("stdin_data", ctypes.c_void_p), ("stdin_len", ctypes.c_size_t),
                 ("env", ctypes.POINTER(_Env)), ("env_len", ctypes.c_size_t), ("cwd", ctypes.c_char_p),
-                ("timeout_ms", ctypes.c_uint32), ("output_cap", ctypes.c_uint32)]
+                ("timeout_ms", ctypes.c_uint32), ("output_cap", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+EXEC_STREAM = 0x1  # rollout_exec.flags: output arrives while the command runs
 
 
 class _Completion(ctypes.Structure):
@@ -168,7 +171,8 @@ class _Completion(ctypes.Structure):
                 ("file_data", ctypes.c_void_p), ("stdout_len", ctypes.c_size_t), ("stderr_len", ctypes.c_size_t),
                 ("file_len", ctypes.c_size_t), ("stdout_truncated", ctypes.c_bool),
                 ("stderr_truncated", ctypes.c_bool), ("file_truncated", ctypes.c_bool),
-                ("wall_us", ctypes.c_uint64), ("cpu_us", ctypes.c_uint64), ("peak_memory_kib", ctypes.c_uint64)]
+                ("wall_us", ctypes.c_uint64), ("cpu_us", ctypes.c_uint64), ("peak_memory_kib", ctypes.c_uint64),
+                ("partial", ctypes.c_bool), ("stdout_offset", ctypes.c_uint64), ("stderr_offset", ctypes.c_uint64)]
 
 
 def _load() -> ctypes.CDLL:
@@ -185,6 +189,7 @@ def _load() -> ctypes.CDLL:
         "rollout_put_file": (i32, [p, u64, u64, ctypes.c_char_p, p, ctypes.c_size_t, u32]),
         "rollout_get_file": (i32, [p, u64, u64, ctypes.c_char_p, u32]),
         "rollout_close": (i32, [p, u64, u64]),
+        "rollout_signal": (i32, [p, u64, u64, u64, i32]),
         "rollout_flush": (i32, [p]),
         "rollout_wait_space": (i32, [p, u32, i32]),
         "rollout_next": (i32, [p, ctypes.POINTER(_Completion)]),
@@ -246,6 +251,11 @@ class Result:
     sandbox: int = 0
     message: str = ""
     infra_failed: bool = False
+    # Streamed output (exec with stream=True) arrives as partial results before the real
+    # one: stdout/stderr hold the new bytes, which start at these offsets of their stream.
+    partial: bool = False
+    stdout_offset: int = 0
+    stderr_offset: int = 0
 
     @property
     def ok(self) -> bool:
@@ -260,7 +270,8 @@ def _result(c: _Completion) -> Result:
                   stderr_truncated=c.stderr_truncated, wall_us=c.wall_us, cpu_us=c.cpu_us,
                   peak_memory_kib=c.peak_memory_kib, data=take(c.file_data, c.file_len),
                   data_truncated=c.file_truncated, sandbox=c.sandbox,
-                  message=c.message.decode(errors="replace") if c.message else "", infra_failed=c.infra_failed)
+                  message=c.message.decode(errors="replace") if c.message else "", infra_failed=c.infra_failed,
+                  partial=c.partial, stdout_offset=c.stdout_offset, stderr_offset=c.stderr_offset)
 
 
 def _raise_for(r: Result, what: str) -> Result:
@@ -343,7 +354,7 @@ class _Core:
 
     def _submit_exec(self, rid: int, sandbox: int, cmd: Command, stdin: Optional[bytes],
                      env: Optional[Dict[str, str]], cwd: Optional[str], timeout: Optional[float],
-                     output_cap: Optional[int]) -> None:
+                     output_cap: Optional[int], stream: bool = False) -> None:
         keep: List[object] = []
         e = _Exec()
         if isinstance(cmd, str):
@@ -367,6 +378,7 @@ class _Core:
             e.cwd = cwd.encode()
         e.timeout_ms = int(timeout * 1000) if timeout else 0
         e.output_cap = output_cap or 0
+        e.flags = EXEC_STREAM if stream else 0
         self._submit(lib().rollout_exec, rid, sandbox, ctypes.byref(e), 0)
 
     def _submit_put(self, rid: int, sandbox: int, path: str, data: bytes, mode: int) -> None:
@@ -377,6 +389,9 @@ class _Core:
 
     def _submit_close(self, rid: int, sandbox: int) -> None:
         self._submit(lib().rollout_close, rid, sandbox)
+
+    def _submit_signal(self, rid: int, sandbox: int, target: int, signo: int) -> None:
+        self._submit(lib().rollout_signal, rid, sandbox, target, signo)
 
     def _drain(self) -> List[Result]:
         """Takes every completion waiting in the ring (results copied out)."""
@@ -409,6 +424,7 @@ class Client(_Core):
     def __init__(self, socket: Optional[str] = None, gpu: int = -1, name: str = "python"):
         super().__init__(socket, gpu, name)
         self._done: Dict[int, Result] = {}
+        self._on_output: Dict[int, "_Chunks"] = {}
 
     def __enter__(self) -> "Client":
         return self
@@ -425,7 +441,15 @@ class Client(_Core):
         lib().rollout_flush(self._handle)
         while rid not in self._done:
             for k, r in self._drain():
-                self._done[k] = r
+                chunks = self._on_output.get(k)
+                if chunks is not None:
+                    if r.partial:
+                        chunks.feed(r)
+                        continue
+                    del self._on_output[k]
+                    chunks.finish(r)
+                if not r.partial:
+                    self._done[k] = r
             if rid in self._done:
                 break
             rc = lib().rollout_wait(self._handle, int(timeout * 1000) if timeout else -1)
@@ -445,6 +469,8 @@ class Client(_Core):
             n = lib().rollout_next(self._handle, ctypes.byref(c))
             if n < 0:
                 raise self._fail(n, "reading completions")
+            if n == 1 and c.partial:
+                continue  # exec_view never asks for streamed output
             if n == 1 and c.request_id == rid:
                 def view(ptr, size):
                     return memoryview((ctypes.c_char * size).from_address(ptr)).cast("B") if ptr and size \
@@ -487,13 +513,20 @@ class Sandbox:
 
     def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
              cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
-             check_status: bool = True) -> Result:
+             check_status: bool = True, on_output: Optional[Callable[[str, bytes], None]] = None) -> Result:
         """Runs a shell string or an argv list. Raises RolloutError when the status is not OK
         (TIMEOUT, SANDBOX_LOST, ...) unless check_status is False; a non-zero exit code is
-        not an error (see Result.exit_code)."""
+        not an error (see Result.exit_code). With on_output, output is streamed while the
+        command runs: on_output("stdout" or "stderr", bytes) is called in order with every
+        byte the result holds, before exec returns."""
         rid = self.client._id()
-        self.client._submit_exec(rid, self.id, cmd, stdin, env, cwd, timeout, output_cap)
-        r = self.client._wait(rid)
+        self.client._submit_exec(rid, self.id, cmd, stdin, env, cwd, timeout, output_cap, on_output is not None)
+        if on_output is not None:
+            self.client._on_output[rid] = _Chunks(lambda item: on_output(*item))
+        try:
+            r = self.client._wait(rid)
+        finally:
+            self.client._on_output.pop(rid, None)
         return _raise_for(r, "exec") if check_status else r
 
     def exec_view(self, cmd: Command, **kw) -> Result:
@@ -593,6 +626,7 @@ class AsyncClient(_Core):
     def __init__(self, socket: Optional[str] = None, gpu: int = -1, name: str = "python-async"):
         super().__init__(socket, gpu, name)
         self._futures: Dict[int, asyncio.Future] = {}
+        self._streams: Dict[int, "_Chunks"] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_scheduled = False
         self._readers: List[int] = []
@@ -645,6 +679,14 @@ class AsyncClient(_Core):
             self._end(e)
             return
         for rid, r in done:
+            chunks = self._streams.get(rid)
+            if r.partial:
+                if chunks is not None:
+                    chunks.feed(r)
+                continue
+            if chunks is not None:
+                del self._streams[rid]
+                chunks.finish(r)
             fut = self._futures.pop(rid, None)
             if fut is not None and not fut.done():
                 fut.set_result(r)
@@ -684,6 +726,9 @@ class AsyncClient(_Core):
         for fut in futures.values():
             if not fut.done():
                 fut.set_exception(e._again())
+        streams, self._streams = self._streams, {}
+        for chunks in streams.values():
+            chunks.fail(e._again())
 
     def _on_ring_full(self) -> int:
         # The ring is full: completions must be read for rolloutd to make room.
@@ -701,7 +746,7 @@ class AsyncClient(_Core):
         if self._handle and self._lost is None:
             lib().rollout_flush(self._handle)
 
-    async def _request(self, submit, *args) -> Result:
+    def _start(self, submit, *args) -> Tuple[int, "asyncio.Future[Result]"]:
         self._attach()
         self._check_lost()
         rid = self._id()
@@ -713,6 +758,10 @@ class AsyncClient(_Core):
             self._futures.pop(rid, None)
             raise
         self._schedule_flush()
+        return rid, fut
+
+    async def _request(self, submit, *args) -> Result:
+        rid, fut = self._start(submit, *args)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -747,9 +796,27 @@ class AsyncSandbox:
 
     async def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
                    cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
-                   check_status: bool = True) -> Result:
+                   check_status: bool = True, stream: bool = False) -> Union[Result, "ExecStream"]:
+        """Runs a command and returns its Result. With stream=True it returns at once an
+        ExecStream: ``async for name, data in it`` gives ("stdout" | "stderr", bytes) chunks
+        while the command runs, then ``await it.wait()`` (or ``it.result``) the Result."""
+        if stream:
+            c = self.client
+            rid, fut = c._start(c._submit_exec, self.id, cmd, stdin, env, cwd, timeout, output_cap, True)
+            it = ExecStream(self, rid, fut, check_status)
+            c._streams[rid] = it._chunks
+            return it
         r = await self.client._request(self.client._submit_exec, self.id, cmd, stdin, env, cwd, timeout, output_cap)
         return _raise_for(r, "exec") if check_status else r
+
+    async def signal(self, request_id: int = 0, signo: int = 9) -> bool:
+        """Sends signo (SIGKILL by default) to the exec submitted as request_id (0: the one
+        running now); a target still queued is cancelled. False when it had already ended."""
+        r = await self.client._request(self.client._submit_signal, self.id, request_id, signo)
+        if r.status == Status.NOT_FOUND:
+            return False
+        _raise_for(r, "signal")
+        return True
 
     async def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         _raise_for(await self.client._request(self.client._submit_put, self.id, path, data, mode), f"put {path}")
@@ -802,3 +869,75 @@ class AsyncGroup:
     async def __aexit__(self, *exc) -> None:
         await asyncio.gather(*[sb.close() for sb in self.sandboxes], return_exceptions=True)
         self.sandboxes = []
+
+
+class _Chunks:
+    """Streamed output put in order: partial results are taken when they continue their
+    stream where the last one ended; after a gap (a record dropped because the trainer was
+    behind) the rest comes from the final result, which holds everything."""
+
+    def __init__(self, put: Callable[[object], None]):
+        self._put = put
+        self._got = {"stdout": 0, "stderr": 0}
+        self.done = False
+
+    def feed(self, r: Result) -> None:
+        for name, off, data in (("stdout", r.stdout_offset, r.stdout), ("stderr", r.stderr_offset, r.stderr)):
+            if data and off == self._got[name]:
+                self._got[name] += len(data)
+                self._put((name, bytes(data)))
+
+    def finish(self, r: Result) -> None:
+        for name, full in (("stdout", r.stdout), ("stderr", r.stderr)):
+            if len(full) > self._got[name]:
+                self._put((name, bytes(full[self._got[name]:])))
+                self._got[name] = len(full)
+        self.done = True
+
+    def fail(self, e: BaseException) -> None:
+        self.done = True
+
+
+class ExecStream:
+    """A running exec whose output is streamed (AsyncSandbox.exec(..., stream=True)).
+    ``async for name, data in it`` yields ("stdout" | "stderr", bytes) in order until the
+    command ends; ``await it.wait()`` gives its Result; ``await it.kill()`` stops it."""
+
+    def __init__(self, sandbox: "AsyncSandbox", request_id: int, fut: "asyncio.Future[Result]",
+                 check_status: bool):
+        self.sandbox, self.request_id = sandbox, request_id
+        self._fut, self._check = fut, check_status
+        self._queue: "asyncio.Queue[object]" = asyncio.Queue()
+        self._chunks = _Chunks(self._queue.put_nowait)
+        self._ended = False
+        self.result: Optional[Result] = None
+
+    def __aiter__(self) -> "ExecStream":
+        return self
+
+    async def __anext__(self) -> Tuple[str, bytes]:
+        while True:
+            if not self._queue.empty():
+                return self._queue.get_nowait()
+            if self._ended:
+                raise StopAsyncIteration
+            getter = asyncio.ensure_future(self._queue.get())
+            await asyncio.wait([getter, self._fut], return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                return getter.result()
+            getter.cancel()
+            self._ended = True  # the completion came: what is queued is the rest
+            if self._fut.exception() is not None and self._queue.empty():
+                raise self._fut.exception()
+
+    async def wait(self) -> Result:
+        r = await asyncio.shield(self._fut)
+        self.result = r
+        return _raise_for(r, "exec") if self._check else r
+
+    async def signal(self, signo: int) -> bool:
+        """Sends signo to the command; False when it had already ended."""
+        return await self.sandbox.signal(self.request_id, signo)
+
+    async def kill(self) -> bool:
+        return await self.signal(9)
