@@ -1,9 +1,12 @@
 /* rolloutctl run: one command in a fresh sandbox through rolloutd, for people and scripts.
  *   rolloutctl run [--socket PATH] [--env PROFILE] [--timeout S] -- CMD ARGS...
- * Opens a sandbox of the profile, runs the command, writes its stdout and stderr to ours,
- * closes the sandbox and exits with the command's exit code (128 + signal if killed; 124 on
- * timeout, like timeout(1); 125 when rolloutd or the pool failed). */
+ * Opens a sandbox of the profile, runs the command, writes its stdout and stderr to ours as
+ * they arrive (streamed), closes the sandbox and exits with the command's exit code (128 +
+ * signal if killed; 124 on timeout, like timeout(1); 125 when rolloutd or the pool failed).
+ * Ctrl-C and SIGTERM are passed on to the command. */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,77 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 			return;
 		p += w;
 		n -= (size_t)w;
+	}
+}
+
+static volatile sig_atomic_t pending_signal;
+
+static void on_signal(int sig)
+{
+	pending_signal = sig;
+}
+
+/* Output of one stream: what was written so far, so every byte goes out once, in order. */
+struct out_stream {
+	int fd;
+	uint64_t written;
+};
+
+/* Writes the part of data (starting at offset off of its stream) not written yet; a chunk
+ * after a gap (a streamed record was dropped) waits for the completion, which has it all. */
+static void emit(struct out_stream *s, uint64_t off, const uint8_t *data, size_t len, bool final)
+{
+	if (!final && off != s->written)
+		return;
+	if (final)
+		off = 0;
+	if (off + len <= s->written)
+		return;
+	write_all(s->fd, data + (s->written - off), len - (size_t)(s->written - off));
+	s->written = off + len;
+}
+
+#define RUN_EXEC_ID   1
+#define RUN_SIGNAL_ID 2
+
+/* Runs the exec with its output streamed; 0 and *done filled, or a librollout error. */
+static int run_streamed(rollout_client *c, uint64_t sandbox, struct rollout_exec *e,
+			struct rollout_completion *done)
+{
+	struct out_stream so = { 1, 0 }, se = { 2, 0 };
+	e->flags = ROLLOUT_EXEC_STREAM;
+	int rc;
+	while ((rc = rollout_exec(c, RUN_EXEC_ID, sandbox, e, 0)) == -EAGAIN)
+		if ((rc = rollout_wait_space(c, 0, -1)))
+			return rc;
+	if (rc)
+		return rc;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (;;) {
+		if (pending_signal) {
+			int sig = pending_signal;
+			pending_signal = 0;
+			(void)rollout_signal(c, RUN_SIGNAL_ID, sandbox, RUN_EXEC_ID, sig);
+		}
+		rc = rollout_wait(c, 100);
+		if (rc && rc != -ETIMEDOUT)
+			return rc;
+		struct rollout_completion k;
+		int n;
+		while ((n = rollout_next(c, &k)) == 1) {
+			if (k.request_id != RUN_EXEC_ID)
+				continue; /* the signal's own answer */
+			emit(&so, k.stdout_offset, k.stdout_data, k.stdout_len, !k.partial);
+			emit(&se, k.stderr_offset, k.stderr_data, k.stderr_len, !k.partial);
+			if (!k.partial) {
+				*done = k;
+				return 0;
+			}
+		}
+		if (n < 0)
+			return n;
 	}
 }
 
@@ -75,14 +149,12 @@ int rolloutctl_run(int argc, char **argv)
 	uint64_t sandbox = done.sandbox;
 	struct rollout_exec e = { .argv = (const char *const *)&argv[optind],
 				  .timeout_ms = timeout_s > 0 ? (uint32_t)(timeout_s * 1000) : 0 };
-	rc = rollout_exec_sync(c, sandbox, &e, &done, -1);
+	rc = run_streamed(c, sandbox, &e, &done);
 	int code;
 	if (rc) {
 		fprintf(stderr, "rolloutctl run: %s\n", rollout_strerror(rc));
 		code = 125;
 	} else {
-		write_all(1, done.stdout_data, done.stdout_len);
-		write_all(2, done.stderr_data, done.stderr_len);
 		if (done.stdout_truncated || done.stderr_truncated)
 			fprintf(stderr, "rolloutctl run: output truncated at the profile's cap\n");
 		if (done.status == 1)
