@@ -102,11 +102,14 @@ static int try_submit(struct gw_backend *b, struct gw_op *op)
 					  .env_len = op->nenv,
 					  .cwd = op->cwd,
 					  .timeout_ms = op->timeout_ms,
-					  .output_cap = op->output_cap };
+					  .output_cap = op->output_cap,
+					  .flags = op->stream ? ROLLOUT_EXEC_STREAM : 0 };
 		return rollout_exec(b->c, op->id, op->sandbox, &e, op->deadline_ns);
 	}
 	case GW_OP_CLOSE:
 		return rollout_close(b->c, op->id, op->sandbox);
+	case GW_OP_SIGNAL:
+		return rollout_signal(b->c, op->id, op->sandbox, op->target, op->signo);
 	}
 	return -EINVAL;
 }
@@ -171,13 +174,15 @@ static void retry_backlog(struct gw_backend *b)
 	}
 }
 
-static struct gw_op *take(struct gw_backend *b, uint64_t id)
+static struct gw_op *take(struct gw_backend *b, uint64_t id, bool keep)
 {
 	for (struct gw_op **pp = &b->tab[id % b->nbuckets]; *pp; pp = &(*pp)->hnext)
 		if ((*pp)->id == id) {
 			struct gw_op *op = *pp;
-			*pp = op->hnext;
-			b->inflight--;
+			if (!keep) {
+				*pp = op->hnext;
+				b->inflight--;
+			}
 			return op;
 		}
 	return NULL;
@@ -198,9 +203,14 @@ int gw_backend_poll(struct gw_backend *b)
 			return rc;
 		if (rc == 0)
 			break;
-		struct gw_op *op = take(b, c.request_id);
+		struct gw_op *op = take(b, c.request_id, c.partial);
 		if (!op)
 			continue; /* not ours (cannot happen: one client, our ids) */
+		if (c.partial) {
+			if (op->partial)
+				op->partial(op, &c);
+			continue;
+		}
 		op->done(op, &c);
 		gw_op_free(op);
 		n++;

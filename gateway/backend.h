@@ -11,12 +11,14 @@
 
 #include "rollout/rollout.h"
 
-enum gw_op_kind { GW_OP_OPEN, GW_OP_EXEC, GW_OP_CLOSE };
+enum gw_op_kind { GW_OP_OPEN, GW_OP_EXEC, GW_OP_CLOSE, GW_OP_SIGNAL };
 
 struct gw_op;
 /* Called once per op with its completion (pointers valid only during the call), or with
  * a synthesized completion (status SHUTTING_DOWN, infra_failed) when the gateway stops. */
 typedef void (*gw_op_done)(struct gw_op *op, const struct rollout_completion *c);
+/* Streamed output of an exec submitted with stream set (c->partial), before its done. */
+typedef void (*gw_op_partial)(struct gw_op *op, const struct rollout_completion *c);
 
 /* An op owns copies of everything it submits (argv, env, stdin), so it can wait in the
  * backlog. Created by gw_op_new(); freed by the backend after its callback returns. */
@@ -34,6 +36,10 @@ struct gw_op {
 	uint8_t *in;
 	size_t in_len;
 	uint32_t timeout_ms, output_cap;
+	bool stream;          /* exec: output streamed to partial while it runs */
+	gw_op_partial partial;
+	uint64_t target;      /* signal: the exec op's id */
+	int signo;
 	uint64_t deadline_ns;
 	uint64_t t0_ns;
 	const char *fail_msg;

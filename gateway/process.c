@@ -1,9 +1,11 @@
 /* envd's process.Process service over Connect: Start (a stream of start, data and end
  * events), Connect, List, SendSignal, SendInput and CloseStdin. A command is one Exec of
- * rollout-pool with a whole result: the start event is sent at once, the output and the
- * end event when the exec completes. The pool runs one action at a time per sandbox, so
- * a background command holds the sandbox until it ends; a command started with stdin is
- * executed when its stdin is closed, with everything sent before as its stdin. */
+ * rollout-pool with its output streamed: the start event is sent at once, data events as
+ * the output arrives, the end event when the exec completes. SendSignal reaches the
+ * command's process group through the pool. The pool runs one action at a time per
+ * sandbox, so a background command holds the sandbox until it ends; a command started
+ * with stdin is executed when its stdin is closed, with everything sent before as its
+ * stdin. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -69,18 +71,43 @@ static json_t *end_json(int exit_code, bool exited, const char *status, const ch
 	return event("end", e);
 }
 
+/* Data events for the bytes of one stream not sent yet: at offset off of the stream (a
+ * streamed chunk; after a gap it waits for the completion) or, final, the whole stream. */
+static void forward(struct gw_proc *p, int which, uint64_t off, const uint8_t *d, size_t n, bool final)
+{
+	uint64_t *sent = &p->sent[which];
+	if (final)
+		off = 0;
+	else if (off != *sent)
+		return;
+	if (off + n <= *sent)
+		return;
+	size_t skip = (size_t)(*sent - off);
+	for (struct gw_stream *s = p->streams; s; s = s->pnext)
+		send_output(s, which ? "stderr" : "stdout", d + skip, n - skip);
+	*sent = off + n;
+}
+
+static void exec_partial(struct gw_op *op, const struct rollout_completion *c)
+{
+	struct gw_proc *p = op->ctx;
+	forward(p, 0, c->stdout_offset, c->stdout_data, c->stdout_len, false);
+	forward(p, 1, c->stderr_offset, c->stderr_data, c->stderr_len, false);
+}
+
 static void exec_done(struct gw_op *op, const struct rollout_completion *c)
 {
 	struct gw_proc *p = op->ctx;
 	struct gw_sandbox *sb = p->sb;
 	struct gw *g = sb->gw;
 	gw_metrics_exec(g->m, c->status, gw_now_ns() - op->t0_ns);
-	for (struct gw_stream *s = p->streams; s; s = s->pnext) {
-		send_output(s, "stdout", c->stdout_data, c->stdout_len);
-		send_output(s, "stderr", c->stderr_data, c->stderr_len);
-	}
+	forward(p, 0, 0, c->stdout_data, c->stdout_len, true);
+	forward(p, 1, 0, c->stderr_data, c->stderr_len, true);
 	char st[64];
-	if (c->status == 0 && c->signal) {
+	if (c->status == 8 /* CANCELLED */ && p->signalled && !sb->dead) {
+		/* killed while still queued behind another action: it never ran */
+		end_all(p, end_json(-1, false, "signal: killed", "signal: killed"), CONNECT_OK, NULL);
+	} else if (c->status == 0 && c->signal) {
 		snprintf(st, sizeof(st), "signal: %s",
 			 sigabbrev_np(c->signal) ? sigabbrev_np(c->signal) : "unknown");
 		end_all(p, end_json(-1, false, st, st), CONNECT_OK, NULL);
@@ -124,6 +151,7 @@ static void run(struct gw_proc *p)
 	p->in_len = 0;
 	gw_sandbox_ref(p->sb);
 	gw_backend_submit(&p->sb->gw->be, op);
+	p->exec_id = op->id; /* op is freed at a poll at the earliest */
 }
 
 void gw_procs_keepalive(struct gw_sandbox *sb, int64_t now, int64_t interval)
@@ -217,6 +245,8 @@ static struct gw_op *build_exec(struct gw_req *rq, struct gw_sandbox *sb, json_t
 	op->timeout_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
 	op->output_cap = g->cfg.max_output_bytes;
 	op->sandbox = sb->rsb;
+	op->stream = true;
+	op->partial = exec_partial;
 	return op;
 }
 
@@ -288,6 +318,32 @@ static void list(struct gw_req *rq, struct gw_sandbox *sb)
 	gw_reply_json(rq, 200, json_pack("{s:o}", "processes", arr));
 }
 
+/* envd's Signal enum in protobuf JSON: its name, or its number. 0 for anything else. */
+static int signal_number(json_t *v)
+{
+	const char *name = json_string_value(v);
+	json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+	if ((name && !strcmp(name, "SIGNAL_SIGKILL")) || n == SIGKILL)
+		return SIGKILL;
+	if ((name && !strcmp(name, "SIGNAL_SIGTERM")) || n == SIGTERM)
+		return SIGTERM;
+	return 0;
+}
+
+static void signal_done(struct gw_op *op, const struct rollout_completion *c)
+{
+	struct gw_req *rq = op->ctx;
+	if (c->status == 0)
+		gw_reply_json(rq, 200, json_object());
+	else if (c->status == 5 /* NOT_FOUND: it ended meanwhile */)
+		gw_reply_connect_error(rq, CONNECT_NOT_FOUND, "process not found");
+	else
+		gw_reply_connect_error(rq, c->infra_failed ? CONNECT_ABORTED : CONNECT_INTERNAL,
+				       "rolloutd %s: %s", rollout_status_name(c->status),
+				       c->message ? c->message : "");
+	gw_req_op_done(rq);
+}
+
 static void signal_proc(struct gw_req *rq, struct gw_sandbox *sb, json_t *body)
 {
 	struct gw_proc *p = selected(rq, sb, body);
@@ -300,11 +356,23 @@ static void signal_proc(struct gw_req *rq, struct gw_sandbox *sb, json_t *body)
 		gw_reply_json(rq, 200, json_object());
 		return;
 	}
-	gw_reply_connect_error(
-	    rq, CONNECT_UNIMPLEMENTED,
-	    "signals to a running command are not supported: rollout-pool runs one action at a "
-	    "time per sandbox with no cancel; the command ends at its timeout (timeoutMs) or when "
-	    "the sandbox is killed");
+	int sig = signal_number(json_object_get(body, "signal"));
+	if (!sig) {
+		gw_reply_connect_error(rq, CONNECT_INVALID_ARGUMENT,
+				       "signal must be SIGNAL_SIGKILL or SIGNAL_SIGTERM (or 9, 15)");
+		return;
+	}
+	struct gw_op *op = gw_op_new(GW_OP_SIGNAL, signal_done, rq);
+	if (!op) {
+		gw_reply_connect_error(rq, CONNECT_INTERNAL, "out of memory");
+		return;
+	}
+	op->sandbox = sb->rsb;
+	op->target = p->exec_id;
+	op->signo = sig;
+	p->signalled = true;
+	rq->pending++;
+	gw_backend_submit(&rq->g->be, op);
 }
 
 static void input(struct gw_req *rq, struct gw_sandbox *sb, json_t *body)

@@ -34,6 +34,9 @@ struct gw_proc {
 	uint8_t *in; /* stdin collected before CloseStdin */
 	size_t in_len;
 	struct gw_op *op;          /* prepared exec of a command waiting for CloseStdin */
+	uint64_t exec_id;          /* the exec's request id once submitted (signals name it) */
+	uint64_t sent[2];          /* stdout, stderr bytes sent as data events so far */
+	bool signalled;            /* a signal was sent: CANCELLED means it never started */
 	struct gw_stream *streams; /* observers: the Start stream and any Connect streams */
 	struct gw_proc *next;
 };

@@ -56,12 +56,42 @@ test('background commands, list, stdin, kill', async () => {
 		assert.ok(h.pid > 0);
 		const listed = await sbx.commands.list();
 		assert.ok(listed.some((p) => p.pid === h.pid && p.cmd === '/bin/bash'), JSON.stringify(listed));
-		// Signals cannot reach a command the pool is running: the SDK's error, not a lie.
-		const ke = await h.kill().catch((x) => x);
-		assert.ok(ke instanceof SandboxError && /not supported/.test(ke.message), String(ke));
 		const r = await h.wait();
 		assert.equal(r.stdout, 'bg-done\n');
 		assert.equal(await sbx.commands.kill(h.pid), false, 'an ended command is not found');
+		assert.equal(await h.kill(), false);
+		// A running command is killed for real, and the sandbox lives on. It never ends by
+		// itself, so its first line reaching onStdout proves the output is streamed.
+		let seen;
+		const up = new Promise((resolve) => { seen = resolve; });
+		const long = await sbx.commands.run('echo started; while :; do sleep 0.05; done',
+			{ background: true, onStdout: (d) => seen(d), timeoutMs: 20000 });
+		assert.equal(await up, 'started\n');
+		assert.equal(await long.kill(), true);
+		const le = await long.wait().catch((x) => x);
+		assert.ok(le instanceof CommandExitError, String(le));
+		assert.match(le.error ?? '', /signal: (killed|KILL)/);
+		assert.equal(le.stdout, 'started\n');
+		assert.equal((await sbx.commands.run('echo alive')).stdout, 'alive\n');
+		// SIGTERM reaches the command's own handler.
+		let ready;
+		const trapped = new Promise((resolve) => { ready = resolve; });
+		const t = await sbx.commands.run(
+			"trap 'echo bye; exit 5' TERM; echo armed; while :; do sleep 0.05; done 2>/dev/null",
+			{ background: true, onStdout: (d) => { if (d === 'armed\n') ready(); }, timeoutMs: 20000 });
+		await trapped;
+		// The SDK itself only sends SIGKILL; SIGTERM goes through envd's RPC as other clients send it.
+		const sig = await fetch(`${process.env.E2B_SANDBOX_URL}/process.Process/SendSignal`, {
+			method: 'POST',
+			headers: { 'Content-Type': 'application/json', 'Connect-Protocol-Version': '1',
+				'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken },
+			body: JSON.stringify({ process: { pid: t.pid }, signal: 'SIGNAL_SIGTERM' }),
+		});
+		assert.equal(sig.status, 200, await sig.text());
+		const te = await t.wait().catch((x) => x);
+		assert.ok(te instanceof CommandExitError, String(te));
+		assert.equal(te.exitCode, 5);
+		assert.equal(te.stdout, 'armed\nbye\n');
 		// stdin: the command runs when stdin is closed, with what was sent.
 		const c = await sbx.commands.run('tr a-z A-Z', { background: true, stdin: true });
 		await sbx.commands.sendStdin(c.pid, 'hello ');
