@@ -29,7 +29,79 @@ struct rollout_client {
 	uint64_t epoch;
 	uint64_t sync_id;   /* request ids of the blocking wrappers count down from the top */
 	uint32_t last_need; /* bytes the last submission refused with -EAGAIN asked for */
+	/* A request over max_record, going into the ring in pieces (nothing passes it). */
+	struct {
+		uint8_t *buf;
+		size_t len, off;
+		uint64_t request_id;
+	} out;
+	/* A completion over max_record, joined from its pieces. */
+	struct {
+		uint8_t *buf;
+		size_t total, got;
+		bool ready; /* buf holds the record rollout_next returned last */
+	} in;
 };
+
+/* Room a piece record needs besides its data. */
+#define PIECE_OVERHEAD 256
+
+static size_t piece_room(const rollout_client *c)
+{
+	return c->w.g.max_record - PIECE_OVERHEAD;
+}
+
+/* Writes pieces of the big request while the ring has room: 0 when all are in, -EAGAIN
+ * when some wait, or a ring error. */
+static int push_pieces(rollout_client *c)
+{
+	while (c->out.buf) {
+		size_t n = c->out.len - c->out.off;
+		if (n > piece_room(c))
+			n = piece_room(c);
+		int rc;
+		void *at = shm_writer_reserve(&c->w, (uint32_t)(n + PIECE_OVERHEAD), &rc);
+		if (!at)
+			return rc;
+		struct fb_builder b;
+		fb_builder_init(&b, at, n + PIECE_OVERHEAD);
+		fb_ref_t d = fb_create_vec_u8(&b, c->out.buf + c->out.off, n);
+		rw_Piece_start(&b);
+		rw_Piece_add_request_id(&b, c->out.request_id);
+		rw_Piece_add_total(&b, (uint32_t)c->out.len);
+		rw_Piece_add_offset(&b, (uint32_t)c->out.off);
+		rw_Piece_add_data(&b, d);
+		fb_ref_t pc = rw_Piece_end(&b);
+		rw_Message_start(&b);
+		rw_Message_add_body(&b, rw_Body_Piece, pc);
+		ssize_t len = rw_Message_finish(&b, rw_Message_end(&b));
+		if (len < 0) {
+			shm_writer_abort(&c->w);
+			return ROLLOUT_E_TOO_BIG;
+		}
+		shm_writer_commit(&c->w, (uint32_t)len);
+		c->out.off += n;
+		if (c->out.off == c->out.len) {
+			free(c->out.buf);
+			c->out.buf = NULL;
+		}
+	}
+	return 0;
+}
+
+/* Pushes every piece of the big request, sleeping for room as rolloutd reads them. */
+static int push_all_pieces(rollout_client *c, int timeout_ms)
+{
+	for (;;) {
+		int rc = push_pieces(c);
+		if (rc != -EAGAIN)
+			return rc;
+		shm_writer_publish(&c->w);
+		rc = shm_writer_wait(&c->w, (uint32_t)(piece_room(c) + PIECE_OVERHEAD), timeout_ms);
+		if (rc)
+			return rc;
+	}
+}
 
 int rollout_connect(const struct rollout_connect_opts *o, rollout_client **out)
 {
@@ -154,6 +226,8 @@ void rollout_disconnect(rollout_client *c)
 		close(c->sq_wake);
 	if (c->cq_wake >= 0)
 		close(c->cq_wake);
+	free(c->out.buf);
+	free(c->in.buf);
 	free(c);
 }
 
@@ -191,12 +265,29 @@ struct build {
 	struct fb_builder b;
 	void *at;
 	int rc;
+	bool big; /* built in a buffer of its own, to go in pieces */
 };
 
 static int begin(rollout_client *c, struct build *bd, size_t need)
 {
-	if (need > c->w.g.max_record)
-		return ROLLOUT_E_TOO_BIG;
+	if (c->out.buf && push_pieces(c)) {
+		/* Nothing passes a request still going in: retry once it is in. */
+		shm_writer_publish(&c->w);
+		c->last_need = (uint32_t)(piece_room(c) + PIECE_OVERHEAD);
+		return -EAGAIN;
+	}
+	if (need > c->w.g.max_record) {
+		if (need > ROLLOUT_MAX_TRANSFER + 4096)
+			return ROLLOUT_E_TOO_BIG;
+		/* Built apart, then written in pieces (finish). */
+		bd->at = malloc(need);
+		bd->rc = bd->at ? 0 : -ENOMEM;
+		bd->big = true;
+		if (bd->at)
+			fb_builder_init(&bd->b, bd->at, need);
+		return bd->rc;
+	}
+	bd->big = false;
 	bd->at = shm_writer_reserve(&c->w, (uint32_t)need, &bd->rc);
 	if (!bd->at) {
 		if (bd->rc == -EAGAIN) {
@@ -224,6 +315,18 @@ static int finish(rollout_client *c, struct build *bd, uint64_t request_id, uint
 	rw_Message_add_dispatch_id(b, DISPATCH_PLACEHOLDER);
 	rw_Message_add_body(b, rw_Body_Request, r);
 	ssize_t n = rw_Message_finish(b, rw_Message_end(b));
+	if (bd->big) {
+		if (n < 0 || (size_t)n > ROLLOUT_MAX_TRANSFER) {
+			free(bd->at);
+			return ROLLOUT_E_TOO_BIG;
+		}
+		c->out.buf = bd->at;
+		c->out.len = (size_t)n;
+		c->out.off = 0;
+		c->out.request_id = request_id;
+		int rc = push_pieces(c);
+		return rc == -EAGAIN ? 0 : rc; /* the rest goes in at rollout_flush */
+	}
 	if (n < 0) {
 		shm_writer_abort(&c->w);
 		return ROLLOUT_E_TOO_BIG;
@@ -368,14 +471,46 @@ int rollout_signal(rollout_client *c, uint64_t request_id, uint64_t sandbox, uin
 
 int rollout_flush(rollout_client *c)
 {
+	if (c->out.buf) {
+		int rc = push_all_pieces(c, -1);
+		if (rc)
+			return rc;
+	}
 	return shm_writer_publish(&c->w);
 }
 
 int rollout_wait_space(rollout_client *c, uint32_t len, int timeout_ms)
 {
+	if (c->out.buf) {
+		int rc = push_all_pieces(c, timeout_ms);
+		if (rc)
+			return rc;
+	}
 	if (len == 0)
 		len = c->last_need;
 	return len ? shm_writer_wait(&c->w, len, timeout_ms) : -EINVAL;
+}
+
+/* Takes a piece of a big completion into c->in: 1 when the record is whole (in c->in.buf),
+ * 0 when more pieces are to come, or ROLLOUT_E_PROTOCOL for a piece out of order. */
+static int join_piece(rollout_client *c, const rw_Piece_t *p)
+{
+	const uint8_t *data;
+	size_t n = rw_Piece_data(p, &data);
+	size_t total = rw_Piece_total(p), off = rw_Piece_offset(p);
+	if (off == 0) {
+		free(c->in.buf);
+		c->in.buf = total && total <= ROLLOUT_MAX_TRANSFER ? malloc(total) : NULL;
+		c->in.total = total;
+		c->in.got = 0;
+		if (!c->in.buf)
+			return total ? -ENOMEM : ROLLOUT_E_PROTOCOL;
+	}
+	if (!c->in.buf || off != c->in.got || total != c->in.total || n > total - off)
+		return ROLLOUT_E_PROTOCOL;
+	memcpy(c->in.buf + off, data, n);
+	c->in.got += n;
+	return c->in.got == c->in.total;
 }
 
 int rollout_next(rollout_client *c, struct rollout_completion *out)
@@ -384,6 +519,11 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 		if (c->have_cur) {
 			shm_reader_release(&c->r);
 			c->have_cur = false;
+		}
+		if (c->in.ready) {
+			free(c->in.buf);
+			c->in.buf = NULL;
+			c->in.ready = false;
 		}
 		const void *d;
 		uint32_t len;
@@ -396,6 +536,22 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 		/* rolloutd writes only verified records, but a record is checked before it is read. */
 		if (rw_Message_verify(d, len) != 0)
 			return ROLLOUT_E_VERIFY;
+		const rw_Piece_t *piece = rw_Message_body_as_Piece(rw_Message_root(d));
+		if (piece) {
+			rc = join_piece(c, piece);
+			if (rc <= 0) {
+				if (rc == 0)
+					continue;
+				return rc;
+			}
+			shm_reader_release(&c->r);
+			c->have_cur = false;
+			c->in.ready = true;
+			d = c->in.buf;
+			len = (uint32_t)c->in.total;
+			if (rw_Message_verify(d, len) != 0)
+				return ROLLOUT_E_VERIFY;
+		}
 		struct rw_completion env;
 		if (rw_completion_read(d, &env))
 			continue;
@@ -432,7 +588,9 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 
 int rollout_wait(rollout_client *c, int timeout_ms)
 {
-	shm_writer_publish(&c->w);
+	int frc = rollout_flush(c);
+	if (frc)
+		return frc;
 	if (c->have_cur) {
 		shm_reader_release(&c->r);
 		c->have_cur = false;
@@ -456,6 +614,11 @@ void rollout_release(rollout_client *c)
 	if (c->have_cur) {
 		shm_reader_release(&c->r);
 		c->have_cur = false;
+	}
+	if (c->in.ready) {
+		free(c->in.buf);
+		c->in.buf = NULL;
+		c->in.ready = false;
 	}
 }
 

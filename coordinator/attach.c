@@ -93,6 +93,7 @@ static void serve(struct attach *a, int fd, const struct rollout_attach_req *req
 		if (*c == '"' || *c == '\\' || *c < 32 || *c == 0x7f)
 			*c = '_';
 	t->rc.name = t->name;
+	t->max_transfer = a->cfg->max_transfer_mb << 20;
 	uint32_t n = a->ops.nshards;
 	uint32_t shard = req->gpu >= 0 ? (uint32_t)req->gpu % n : (uint32_t)pid % n;
 	struct shm_seg_opts so = { .sq_size = a->cfg->ring_bytes,

@@ -35,7 +35,11 @@ static const cyaml_schema_value_t gpu_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_
 	X(S, U32, ring_bytes, "4194304", 65536, 1u << 30, NULL,                                              \
 	  "each ring of a trainer's segment, a power of two")                                                \
 	X(S, U32, max_record, "1048576", 256, 1u << 29, NULL,                                                \
-	  "largest request or completion record, at most half of ring_bytes; larger results complete "       \
+	  "largest record on a trainer's ring, at most half of ring_bytes; larger requests and results "     \
+	  "travel in pieces")                                                                                \
+	X(S, U32, max_transfer_mb, "48", 1, 64, NULL,                                                        \
+	  "largest request or result carried in pieces (a put_file, a get_file, an exec's output); keep it " \
+	  "under the pools' max_message_mb. Larger requests complete BAD_REQUEST, larger results "           \
 	  "OUTPUT_LIMIT")                                                                                    \
 	X(S, U32, lease_ms, "10000", 100, 86400000, NULL,                                                    \
 	  "pools reap this coordinator's sandboxes after this "                                              \

@@ -19,13 +19,14 @@ struct rd_gpu_cfg {
 };
 
 struct rd_cfg {
-	char *socket;        /* attach socket path */
-	char *metrics;       /* HOST:PORT of /metrics and /healthz; absent: none */
-	char *identity;      /* name given to pools */
-	uint32_t shards;     /* shard threads; 0: one per GPU, at least one */
-	uint32_t ring_bytes; /* each ring of a trainer's segment (power of two) */
-	uint32_t max_record; /* largest request or completion record */
-	uint32_t lease_ms;   /* asked of pools: sandboxes of a silent coordinator are reaped */
+	char *socket;             /* attach socket path */
+	char *metrics;            /* HOST:PORT of /metrics and /healthz; absent: none */
+	char *identity;           /* name given to pools */
+	uint32_t shards;          /* shard threads; 0: one per GPU, at least one */
+	uint32_t ring_bytes;      /* each ring of a trainer's segment (power of two) */
+	uint32_t max_record;      /* largest record on a trainer's ring */
+	uint32_t max_transfer_mb; /* largest record carried in pieces */
+	uint32_t lease_ms;        /* asked of pools: sandboxes of a silent coordinator are reaped */
 	uint32_t heartbeat_ms;
 	uint32_t pool_timeout_ms;                  /* a pool silent this long is down */
 	uint32_t max_queue;                        /* opens waiting for capacity, per shard */

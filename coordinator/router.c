@@ -126,6 +126,8 @@ enum router_verdict router_submit(struct router *r, struct rt_client *c, uint8_t
 		return ROUTER_TAKEN;
 	}
 	const rw_Message_t *m = rw_Message_root(rec);
+	if (rw_Message_body_type(m) == rw_Body_Piece)
+		return ROUTER_PIECE;
 	const rw_Request_t *q = rw_Message_body_as_Request(m);
 	if (!q) {
 		r->ops->on_refused(r->ctx, "record is not a request");

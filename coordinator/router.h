@@ -69,6 +69,8 @@ void router_destroy(struct router *r);
 enum router_verdict {
 	ROUTER_TAKEN, /* the record was consumed (dispatched, queued or completed) */
 	ROUTER_WAIT,  /* leave it in the ring and offer it again later (backpressure) */
+	ROUTER_PIECE, /* a verified Piece of a bigger request: the caller joins the pieces and
+		       * submits the whole record */
 };
 
 /* A record copied out of a trainer's submission ring (writable: the dispatch id is set in

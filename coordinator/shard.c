@@ -210,6 +210,16 @@ static bool trainer_read(struct shard *s, struct trainer *t, uint64_t now)
 {
 	t->blocked = false;
 	for (int n = 0; n < BUDGET; n++) {
+		if (t->join.whole) {
+			/* A request that came in pieces: the router takes it like any record. */
+			if (router_submit(s->router, &t->rc, t->join.buf, t->join.total, now) ==
+			    ROUTER_WAIT) {
+				t->blocked = true;
+				return false;
+			}
+			trainer_piece_taken(t);
+			continue;
+		}
 		const void *d;
 		uint32_t len;
 		int rc = shm_reader_peek(&t->r, &d, &len);
@@ -223,8 +233,14 @@ static bool trainer_read(struct shard *s, struct trainer *t, uint64_t now)
 			return false;
 		}
 		/* d is the reader's private copy: the router may set the dispatch id in it. */
-		if (router_submit(s->router, &t->rc, (uint8_t *)d, len, now) == ROUTER_WAIT) {
+		enum router_verdict v = router_submit(s->router, &t->rc, (uint8_t *)d, len, now);
+		if (v == ROUTER_WAIT) {
 			t->blocked = true;
+			return false;
+		}
+		if (v == ROUTER_PIECE && trainer_piece(t, d) < 0) {
+			shm_reader_release(&t->r);
+			rd_metrics_refused(s->m);
 			return false;
 		}
 		shm_reader_release(&t->r);

@@ -48,25 +48,12 @@ static bool ring_put(struct trainer *t, const void *msg, size_t len)
 	return true;
 }
 
-int trainer_complete(struct trainer *t, const void *msg, size_t len)
+/* Room a piece record needs besides its data. */
+#define PIECE_OVERHEAD 256
+
+/* Queues a record at the end of the backlog; 0 or -ENOMEM (the trainer is then dead). */
+static int backlog_add(struct trainer *t, const void *msg, size_t len)
 {
-	uint8_t small[512] __attribute__((aligned(8)));
-	if (t->dead)
-		return 0;
-	if (len > t->w.g.max_record) {
-		size_t n = too_big(msg, len, t->w.g.max_record, small, sizeof(small));
-		RLOG(RLOG_WARN, "completion over max_record", "trainer=%s bytes=%zu max_record=%u", t->name,
-		     len, t->w.g.max_record);
-		if (!n) {
-			t->dead = true;
-			return -EMSGSIZE;
-		}
-		msg = small;
-		len = n;
-	}
-	if (!t->bhead && ring_put(t, msg, len))
-		return 0;
-	/* The trainer is not reading fast enough: hold it here, never drop it. */
 	struct backlog *b = malloc(sizeof(*b) + len);
 	if (!b) {
 		RLOG(RLOG_ERROR, "trainer dropped: no memory for its completions", "trainer=%s", t->name);
@@ -83,7 +70,130 @@ int trainer_complete(struct trainer *t, const void *msg, size_t len)
 	t->btail = b;
 	t->backlog_bytes += len;
 	t->backlog_n++;
-	return 1;
+	return 0;
+}
+
+/* A completion over max_record, in pieces written one after the other (into the ring while
+ * it has room, then the backlog): nothing comes between them. Returns the backlog entries
+ * added, or -ENOMEM. */
+static int complete_in_pieces(struct trainer *t, const uint8_t *msg, size_t len, uint64_t request_id)
+{
+	size_t room = t->w.g.max_record - PIECE_OVERHEAD;
+	uint8_t *tmp = NULL;
+	int added = 0;
+	for (size_t off = 0; off < len; off += room) {
+		size_t n = len - off < room ? len - off : room;
+		int err;
+		void *at = t->bhead ? NULL : shm_writer_reserve(&t->w, (uint32_t)(n + PIECE_OVERHEAD), &err);
+		if (!at && !tmp && !(tmp = malloc(room + PIECE_OVERHEAD))) {
+			t->dead = true;
+			return -ENOMEM;
+		}
+		struct fb_builder b;
+		fb_builder_init(&b, at ? at : tmp, n + PIECE_OVERHEAD);
+		fb_ref_t d = fb_create_vec_u8(&b, msg + off, n);
+		rw_Piece_start(&b);
+		rw_Piece_add_request_id(&b, request_id);
+		rw_Piece_add_total(&b, (uint32_t)len);
+		rw_Piece_add_offset(&b, (uint32_t)off);
+		rw_Piece_add_data(&b, d);
+		fb_ref_t pc = rw_Piece_end(&b);
+		rw_Message_start(&b);
+		rw_Message_add_body(&b, rw_Body_Piece, pc);
+		ssize_t plen = rw_Message_finish(&b, rw_Message_end(&b));
+		if (at) {
+			shm_writer_commit(&t->w, (uint32_t)plen);
+			continue;
+		}
+		if (backlog_add(t, tmp, (size_t)plen)) {
+			free(tmp);
+			return -ENOMEM;
+		}
+		added++;
+	}
+	free(tmp);
+	return added;
+}
+
+int trainer_complete(struct trainer *t, const void *msg, size_t len)
+{
+	uint8_t small[512] __attribute__((aligned(8)));
+	if (t->dead)
+		return 0;
+	if (len > t->w.g.max_record && len <= t->max_transfer) {
+		struct rw_completion k;
+		if (rw_completion_read(msg, &k) == 0)
+			return complete_in_pieces(t, msg, len, k.request_id);
+	}
+	if (len > t->w.g.max_record) {
+		size_t n = too_big(msg, len, t->w.g.max_record, small, sizeof(small));
+		RLOG(RLOG_WARN, "completion over max_record", "trainer=%s bytes=%zu max_record=%u", t->name,
+		     len, t->w.g.max_record);
+		if (!n) {
+			t->dead = true;
+			return -EMSGSIZE;
+		}
+		msg = small;
+		len = n;
+	}
+	if (!t->bhead && ring_put(t, msg, len))
+		return 0;
+	/* The trainer is not reading fast enough: hold it here, never drop it. */
+	return backlog_add(t, msg, len) ? -ENOMEM : 1;
+}
+
+int trainer_piece(struct trainer *t, const void *rec)
+{
+	const rw_Piece_t *p = rw_Message_body_as_Piece(rw_Message_root(rec));
+	const uint8_t *data;
+	size_t n = rw_Piece_data(p, &data);
+	size_t total = rw_Piece_total(p), off = rw_Piece_offset(p);
+	if (off == 0) {
+		free(t->join.buf);
+		memset(&t->join, 0, sizeof(t->join));
+		t->join.total = total;
+		t->join.request_id = rw_Piece_request_id(p);
+		t->join.discard = total > t->max_transfer;
+		if (!t->join.discard && !(t->join.buf = malloc(total ? total : 1))) {
+			t->dead = true;
+			return -ENOMEM;
+		}
+	}
+	if (off != t->join.got || total != t->join.total || n > total - off || total == 0 ||
+	    (!t->join.buf && !t->join.discard)) {
+		RLOG(RLOG_WARN, "trainer sent pieces out of order", "trainer=%s", t->name);
+		t->dead = true;
+		return -EPROTO;
+	}
+	if (!t->join.discard)
+		memcpy(t->join.buf + off, data, n);
+	t->join.got += n;
+	if (t->join.got < total)
+		return 0;
+	if (!t->join.discard) {
+		t->join.whole = true;
+		return 1;
+	}
+	char text[160];
+	snprintf(text, sizeof(text), "request of %zu bytes exceeds rolloutd's max_transfer_mb (%u MiB)",
+		 total, t->max_transfer >> 20);
+	struct rw_completion r = { .request_id = t->join.request_id,
+				   .status = rw_Status_BAD_REQUEST,
+				   .message = text };
+	uint8_t buf[512] __attribute__((aligned(8)));
+	struct fb_builder b;
+	fb_builder_init(&b, buf, sizeof(buf));
+	ssize_t len = rw_completion_build(&b, &r);
+	memset(&t->join, 0, sizeof(t->join));
+	if (len > 0)
+		trainer_complete(t, buf, (size_t)len);
+	return 0;
+}
+
+void trainer_piece_taken(struct trainer *t)
+{
+	free(t->join.buf);
+	memset(&t->join, 0, sizeof(t->join));
 }
 
 bool trainer_stream(struct trainer *t, const void *msg, size_t len)
@@ -134,6 +244,7 @@ uint32_t trainer_destroy(struct trainer *t)
 		t->bhead = b->next;
 		free(b);
 	}
+	free(t->join.buf);
 	shm_reader_destroy(&t->r);
 	if (t->seg.base)
 		shm_seg_close(&t->seg);

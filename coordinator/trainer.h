@@ -27,8 +27,16 @@ struct trainer {
 	char name[32];
 	pid_t pid;
 	uid_t uid;
-	bool dead;    /* leaving: freed by its shard at the next turn */
-	bool blocked; /* the router asked to leave the next record in the ring */
+	bool dead;             /* leaving: freed by its shard at the next turn */
+	bool blocked;          /* the router asked to leave the next record in the ring */
+	uint32_t max_transfer; /* largest record carried in pieces */
+	struct {               /* a request arriving in pieces */
+		uint8_t *buf;
+		size_t total, got;
+		uint64_t request_id;
+		bool discard; /* over max_transfer: read and dropped, then refused */
+		bool whole;   /* buf holds the joined record, not yet taken by the router */
+	} join;
 	struct backlog *bhead, *btail;
 	size_t backlog_bytes;
 	uint32_t backlog_n;
@@ -46,6 +54,13 @@ static inline struct trainer *trainer_of(struct rt_client *c)
  * entries (0 or 1), or -ENOMEM: the trainer is then marked dead (it sees its connection
  * close: never a silently lost completion). */
 int trainer_complete(struct trainer *t, const void *msg, size_t len);
+/* A Piece record read from the trainer's ring (verified). 1: t->join.buf holds the whole
+ * request (its size in t->join.total) for the router; 0: more pieces are to come, or the
+ * request was over max_transfer and has been answered BAD_REQUEST; -EPROTO: pieces out
+ * of order (the trainer is then dead). */
+int trainer_piece(struct trainer *t, const void *rec);
+/* Drops the joined request once the router has taken it. */
+void trainer_piece_taken(struct trainer *t);
 /* Streamed output for the trainer: into its ring now, or dropped (false) when the ring is
  * full, a backlog waits (it would overtake completions) or it is over max_record. */
 bool trainer_stream(struct trainer *t, const void *msg, size_t len);

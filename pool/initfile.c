@@ -142,9 +142,14 @@ void init_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_
 		o->message = "path is outside the work area";
 		return;
 	}
-	size_t max = rw_GetFile_max_bytes(gf) ? rw_GetFile_max_bytes(gf) : in->p->output_cap;
-	if (max > in->p->max_output_cap)
-		max = in->p->max_output_cap;
+	/* Files are capped by what a sandbox may write (file_mb) and by the frame to the pool,
+	 * not by the exec output caps: a get of tens of MiB is a transfer, not a log. */
+	size_t limit = (size_t)in->p->file_mb << 20;
+	if (limit > SBX_MAX_FRAME - 65536)
+		limit = SBX_MAX_FRAME - 65536;
+	size_t max = rw_GetFile_max_bytes(gf) ? rw_GetFile_max_bytes(gf) : limit;
+	if (max > limit)
+		max = limit;
 	int fd = init_open_beneath(in->workfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
 	if (fd < 0) {
 		init_file_error(o, fd);
@@ -157,8 +162,10 @@ void init_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_
 		o->message = "not a regular file";
 		return;
 	}
-	if (*cap < max + 1) {
-		uint8_t *p = init_grow(*buf, *cap, max + 1);
+	/* Room for the file as it is now (and one byte to see it grew past the cap). */
+	size_t want = (size_t)st.st_size < max ? (size_t)st.st_size + 1 : max + 1;
+	if (*cap < want) {
+		uint8_t *p = init_grow(*buf, *cap, want);
 		if (!p) {
 			close(fd);
 			o->status = rw_Status_INTERNAL;
@@ -166,12 +173,12 @@ void init_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_
 			return;
 		}
 		*buf = p;
-		*cap = max + 1;
+		*cap = want;
 	}
 	size_t got = 0;
 	/* Read one byte past the cap to learn whether the file is larger. */
-	while (got < max + 1) {
-		ssize_t n = read(fd, *buf + got, max + 1 - got);
+	while (got < want) {
+		ssize_t n = read(fd, *buf + got, want - got);
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -186,6 +193,7 @@ void init_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_
 	o->data_trunc = got > max;
 	if (o->data_trunc) {
 		o->status = rw_Status_OUTPUT_LIMIT;
-		o->message = "file larger than the output cap; data holds its beginning";
+		o->message = "file larger than max_bytes (or the profile's file_mb); data holds its "
+			     "beginning";
 	}
 }

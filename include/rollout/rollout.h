@@ -92,6 +92,12 @@ struct rollout_exec {
  * then jumps), never reordered. */
 #define ROLLOUT_EXEC_STREAM 0x1u
 
+/* The largest request or completion record: one over the ring's max_record is carried in
+ * pieces (built apart, written in order as rolloutd reads them; see rollout_flush), so a
+ * put_file or a result of tens of MiB works whatever max_record is. rolloutd's own limit,
+ * max_transfer_mb, may be lower: a request over it completes BAD_REQUEST. */
+#define ROLLOUT_MAX_TRANSFER (64u << 20)
+
 /* Submissions. Each takes a request id chosen by the caller (unique among its requests in
  * flight) and an optional deadline (CLOCK_MONOTONIC ns, 0: none). They return 0 when the
  * request is in the ring, -EAGAIN when the ring is full (read completions, or
@@ -113,6 +119,9 @@ ROLLOUT_API int rollout_close(rollout_client *c, uint64_t request_id, uint64_t s
  * (signal set). */
 ROLLOUT_API int rollout_signal(rollout_client *c, uint64_t request_id, uint64_t sandbox,
 			       uint64_t target_request_id, int signo);
+/* Makes the requests submitted so far visible to rolloutd. A request over max_record that
+ * did not fit at once is written here, piece by piece as rolloutd reads them (this may
+ * sleep for ring space); until it is in, later submissions return -EAGAIN. */
 ROLLOUT_API int rollout_flush(rollout_client *c);
 /* Sleeps until a request of len bytes would fit in the submission ring (len 0: the size the
  * last submission refused with -EAGAIN needs, so the retry fits; -EINVAL when none was

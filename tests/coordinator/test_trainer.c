@@ -1,6 +1,9 @@
-/* A trainer's completion path: a completion over the trainer's max_record arrives as one
- * OUTPUT_LIMIT completion of the same request and later completions still flow (issue 10
- * #2); a full ring fills the backlog, which drains in order when the trainer reads. */
+/* A trainer's completion path: a completion over the trainer's max_record (and over
+ * max_transfer) arrives as one OUTPUT_LIMIT completion of the same request and later
+ * completions still flow (issue 10 #2); one within max_transfer arrives in pieces, in order,
+ * that join into the same bytes, even through the backlog; a full ring fills the backlog,
+ * which drains in order when the trainer reads. Requests in pieces are joined, refused
+ * over max_transfer with their own request id, and pieces out of order end the trainer. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,6 +71,121 @@ static int next(struct rw_completion *k)
 	return 0;
 }
 
+/* The next record as raw bytes (copied into out); its size, or 0 when none waits. */
+static size_t next_raw(uint8_t *out, size_t cap)
+{
+	const void *d;
+	uint32_t len;
+	if (shm_reader_peek(&R, &d, &len))
+		return 0;
+	assert_true(len <= cap);
+	memcpy(out, d, len);
+	shm_reader_release(&R);
+	return len;
+}
+
+static void test_big_completion_in_pieces(void **state)
+{
+	(void)state;
+	T->max_transfer = 1 << 20;
+	static uint8_t big[60000] __attribute__((aligned(8)));
+	static uint8_t joined[60000] __attribute__((aligned(8)));
+	static uint8_t rec[4096] __attribute__((aligned(8)));
+	size_t n = completion(big, sizeof(big), 21, 50000);
+	/* The ring (64 KiB) cannot hold it all at once with what comes next: some pieces wait
+	 * in the backlog, and a small completion after it must not pass them. */
+	assert_true(trainer_complete(T, big, n) >= 0);
+	size_t m = completion(rec, sizeof(rec), 22, 10);
+	assert_true(trainer_complete(T, rec, m) >= 0);
+	size_t got = 0, pieces = 0;
+	for (;;) {
+		trainer_flush(T);
+		size_t len = next_raw(rec, sizeof(rec));
+		assert_true(len > 0);
+		assert_int_equal(rw_Message_verify(rec, len), 0);
+		const rw_Piece_t *p = rw_Message_body_as_Piece(rw_Message_root(rec));
+		if (!p)
+			break;
+		pieces++;
+		assert_int_equal(rw_Piece_request_id(p), 21);
+		assert_int_equal(rw_Piece_total(p), n);
+		assert_int_equal(rw_Piece_offset(p), got);
+		const uint8_t *d;
+		size_t dn = rw_Piece_data(p, &d);
+		memcpy(joined + got, d, dn);
+		got += dn;
+	}
+	assert_true(pieces >= 13); /* 50 KB in pieces under 4 KiB */
+	assert_int_equal(got, n);
+	assert_memory_equal(joined, big, n);
+	/* Then the small one, whole. */
+	struct rw_completion k;
+	assert_int_equal(rw_completion_read(rec, &k), 0);
+	assert_int_equal(k.request_id, 22);
+}
+
+/* Builds piece records of the n bytes at msg for request rid into recs (stride 4096). */
+static size_t make_pieces(uint8_t recs[][4096], const uint8_t *msg, size_t n, uint64_t rid, size_t room)
+{
+	size_t k = 0;
+	for (size_t off = 0; off < n; off += room, k++) {
+		size_t dn = n - off < room ? n - off : room;
+		struct fb_builder b;
+		fb_builder_init(&b, recs[k], 4096);
+		fb_ref_t d = fb_create_vec_u8(&b, msg + off, dn);
+		rw_Piece_start(&b);
+		rw_Piece_add_request_id(&b, rid);
+		rw_Piece_add_total(&b, (uint32_t)n);
+		rw_Piece_add_offset(&b, (uint32_t)off);
+		rw_Piece_add_data(&b, d);
+		fb_ref_t pc = rw_Piece_end(&b);
+		rw_Message_start(&b);
+		rw_Message_add_body(&b, rw_Body_Piece, pc);
+		assert_true(rw_Message_finish(&b, rw_Message_end(&b)) > 0);
+	}
+	return k;
+}
+
+static void test_request_in_pieces(void **state)
+{
+	(void)state;
+	static uint8_t msg[10000], recs[8][4096] __attribute__((aligned(8)));
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7);
+	T->max_transfer = 1 << 20;
+	size_t k = make_pieces(recs, msg, sizeof(msg), 31, 3000);
+	assert_int_equal(k, 4);
+	for (size_t i = 0; i + 1 < k; i++) {
+		assert_int_equal(trainer_piece(T, recs[i]), 0);
+		assert_false(T->join.whole);
+	}
+	assert_int_equal(trainer_piece(T, recs[k - 1]), 1);
+	assert_true(T->join.whole);
+	assert_int_equal(T->join.total, sizeof(msg));
+	assert_memory_equal(T->join.buf, msg, sizeof(msg));
+	trainer_piece_taken(T);
+	assert_null(T->join.buf);
+
+	/* Over max_transfer: read and dropped, then its request completes BAD_REQUEST. */
+	T->max_transfer = 5000;
+	for (size_t i = 0; i + 1 < k; i++)
+		assert_int_equal(trainer_piece(T, recs[i]), 0);
+	assert_int_equal(trainer_piece(T, recs[k - 1]), 0);
+	assert_false(T->join.whole);
+	trainer_flush(T);
+	struct rw_completion c;
+	assert_int_equal(next(&c), 0);
+	assert_int_equal(c.request_id, 31);
+	assert_int_equal(c.status, rw_Status_BAD_REQUEST);
+	assert_false(T->dead);
+
+	/* A piece out of order ends the trainer. */
+	T->max_transfer = 1 << 20;
+	assert_int_equal(trainer_piece(T, recs[0]), 0);
+	assert_int_equal(trainer_piece(T, recs[2]), -EPROTO);
+	assert_true(T->dead);
+}
+
 static void test_over_max_record(void **state)
 {
 	(void)state;
@@ -119,6 +237,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_over_max_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_completion_in_pieces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_in_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_in_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
