@@ -76,15 +76,14 @@ void act_dispatch_next(struct pool *p, struct box *b)
 			proto_job_done(p, j, rw_Status_OK, false, NULL);
 			continue;
 		}
-		int rc = frame_send(&b->io, j->msg, j->len);
+		/* The frame takes the request's bytes over (no copy, even for a big put). */
+		int rc = frame_send_owned(&b->io, j->msg, j->len);
+		j->msg = NULL;
 		if (rc == -EMSGSIZE) {
 			proto_job_done(p, j, rw_Status_BAD_REQUEST, false,
 				       "request larger than a sandbox accepts");
 			continue;
 		}
-		/* The bytes are in the frame buffer now. */
-		free(j->msg);
-		j->msg = NULL;
 		b->cur = j;
 		j->started = rollout__now_ns();
 		p->inflight++;

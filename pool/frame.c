@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define FRAME_READ_CHUNK 65536
@@ -21,7 +22,8 @@ void frame_fini(struct frame_io *f)
 	free(f->out);
 	free(f->in);
 	free(f->msg);
-	f->out = f->in = f->msg = NULL;
+	free(f->ext);
+	f->out = f->in = f->msg = f->ext = NULL;
 	f->out_off = f->out_len = f->out_cap = f->in_len = f->in_cap = f->msg_cap = 0;
 }
 
@@ -41,8 +43,60 @@ static int reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+/* Writes what is left of the owned frame: 0 when it is all out, 1 when the socket is full. */
+static int flush_ext(struct frame_io *f)
+{
+	while (f->ext) {
+		struct iovec iov[2];
+		int n = 0;
+		if (f->ext_off < 4)
+			iov[n++] = (struct iovec){ f->ext_hdr + f->ext_off, 4 - f->ext_off };
+		size_t done = f->ext_off < 4 ? 0 : f->ext_off - 4;
+		iov[n++] = (struct iovec){ f->ext + done, f->ext_len - done };
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(f->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			return -errno;
+		}
+		f->ext_off += (size_t)w;
+		if (f->ext_off == 4 + f->ext_len) {
+			free(f->ext);
+			f->ext = NULL;
+			f->ext_off = f->ext_len = 0;
+		}
+	}
+	return 0;
+}
+
+int frame_send_owned(struct frame_io *f, uint8_t *msg, size_t len)
+{
+	if (len == 0 || len > f->max_frame) {
+		free(msg);
+		return -EMSGSIZE;
+	}
+	if (frame_pending(f)) {
+		/* Behind other bytes: copied in order like any frame. */
+		int rc = frame_send(f, msg, len);
+		free(msg);
+		return rc;
+	}
+	uint32_t l = (uint32_t)len;
+	memcpy(f->ext_hdr, &l, 4);
+	f->ext = msg;
+	f->ext_len = len;
+	f->ext_off = 0;
+	return frame_flush(f);
+}
+
 int frame_flush(struct frame_io *f)
 {
+	int erc = flush_ext(f);
+	if (erc)
+		return erc;
 	while (f->out_off < f->out_len) {
 		ssize_t n =
 		    send(f->fd, f->out + f->out_off, f->out_len - f->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -14,6 +14,11 @@ struct frame_io {
 	uint32_t max_frame; /* largest message accepted either way */
 	uint8_t *out;       /* bytes out[off..len) still to write */
 	size_t out_off, out_len, out_cap;
+	/* A big frame handed over whole (frame_send_owned): written from the caller's buffer,
+	 * before what waits in out (queued after it), and freed once written. */
+	uint8_t *ext;
+	size_t ext_len, ext_off; /* ext_off counts the 4 header bytes, then the message */
+	uint8_t ext_hdr[4];
 	uint8_t *in; /* bytes read and not yet consumed */
 	size_t in_len, in_cap;
 	uint8_t *msg; /* 8-aligned copy of the frame being handed out */
@@ -28,11 +33,14 @@ void frame_fini(struct frame_io *f);
  * for EPOLLOUT (call frame_flush then); -EMSGSIZE (len is 0 or over max_frame), -ENOMEM,
  * or -errno of the write (EPIPE: the sandbox is gone). */
 int frame_send(struct frame_io *f, const void *msg, size_t len);
+/* frame_send for a malloc'ed msg the frame takes over (freed when written, or at once on
+ * an error): a big request goes to the sandbox without another copy. */
+int frame_send_owned(struct frame_io *f, uint8_t *msg, size_t len);
 /* Writes pending bytes: 0 when none are left, 1 when some still wait, or -errno. */
 int frame_flush(struct frame_io *f);
 static inline bool frame_pending(const struct frame_io *f)
 {
-	return f->out_off < f->out_len;
+	return f->ext || f->out_off < f->out_len;
 }
 
 /* Called with each complete frame (msg is 8-aligned, valid until the callback returns).

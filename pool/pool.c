@@ -77,7 +77,7 @@ static void on_router(struct pool *p)
 			uint8_t *buf = aligned_alloc(8, len ? (len + 7) & ~(size_t)7 : 8);
 			if (buf) {
 				memcpy(buf, zmq_msg_data(&body), len);
-				proto_on_message(p, zmq_msg_data(&id), zmq_msg_size(&id), buf, len);
+				proto_take_message(p, zmq_msg_data(&id), zmq_msg_size(&id), &buf, len);
 				free(buf);
 			}
 		} else {

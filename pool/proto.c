@@ -134,7 +134,7 @@ static void on_open(struct pool *p, struct job *j, const rw_Open_t *o)
 }
 
 static void on_request(struct pool *p, struct peer *peer, uint64_t dispatch, const rw_Request_t *r,
-		       const uint8_t *raw, size_t len)
+		       const uint8_t *raw, size_t len, uint8_t **own)
 {
 	uint64_t rid = rw_Request_request_id(r);
 	struct acache_entry *e;
@@ -211,12 +211,17 @@ static void on_request(struct pool *p, struct peer *peer, uint64_t dispatch, con
 		proto_job_free(p, j);
 		return;
 	}
-	j->msg = malloc(len);
-	if (!j->msg) {
-		proto_job_done(p, j, rw_Status_INTERNAL, true, "out of memory");
-		return;
+	if (own && *own) {
+		j->msg = *own; /* the caller's private copy: taken, not copied again */
+		*own = NULL;
+	} else {
+		j->msg = malloc(len);
+		if (!j->msg) {
+			proto_job_done(p, j, rw_Status_INTERNAL, true, "out of memory");
+			return;
+		}
+		memcpy(j->msg, raw, len);
 	}
-	memcpy(j->msg, raw, len);
 	j->len = len;
 	act_enqueue(p, b, j);
 }
@@ -273,7 +278,8 @@ static void on_heartbeat(struct pool *p, struct peer *peer, const rw_Heartbeat_t
 		(void)peer_send(p, peer, p->build, (size_t)n);
 }
 
-void proto_on_message(struct pool *p, const void *rid, size_t rid_len, const uint8_t *buf, size_t len)
+static void on_message(struct pool *p, const void *rid, size_t rid_len, const uint8_t *buf, size_t len,
+		       uint8_t **own)
 {
 	if (rw_Message_verify(buf, len) != 0) {
 		pool_metrics_refused(p->m);
@@ -310,7 +316,7 @@ void proto_on_message(struct pool *p, const void *rid, size_t rid_len, const uin
 		on_heartbeat(p, peer, rw_Message_body_as_Heartbeat(m));
 		break;
 	case rw_Body_Request:
-		on_request(p, peer, rw_Message_dispatch_id(m), rw_Message_body_as_Request(m), buf, len);
+		on_request(p, peer, rw_Message_dispatch_id(m), rw_Message_body_as_Request(m), buf, len, own);
 		break;
 	case rw_Body_Cancel: {
 		struct cancel c = { peer, rw_Cancel_target_dispatch_id(rw_Message_body_as_Cancel(m)), false };
@@ -320,6 +326,16 @@ void proto_on_message(struct pool *p, const void *rid, size_t rid_len, const uin
 	default:
 		pool_metrics_refused(p->m);
 	}
+}
+
+void proto_on_message(struct pool *p, const void *rid, size_t rid_len, const uint8_t *buf, size_t len)
+{
+	on_message(p, rid, rid_len, buf, len, NULL);
+}
+
+void proto_take_message(struct pool *p, const void *rid, size_t rid_len, uint8_t **buf, size_t len)
+{
+	on_message(p, rid, rid_len, *buf, len, buf);
 }
 
 void proto_tick(struct pool *p, uint64_t now)

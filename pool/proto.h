@@ -9,6 +9,9 @@
 
 /* One message from routing id rid; buf is 8-aligned and owned by the caller. */
 void proto_on_message(struct pool *p, const void *rid, size_t rid_len, const uint8_t *buf, size_t len);
+/* The same for a malloc'ed buf the pool may keep (a request's bytes go to its sandbox
+ * without another copy): *buf is set to NULL when it was taken; the caller frees it else. */
+void proto_take_message(struct pool *p, const void *rid, size_t rid_len, uint8_t **buf, size_t len);
 /* Builds and delivers a Completion for a dispatch (counted by status). */
 void proto_complete(struct pool *p, struct peer *peer, uint64_t dispatch, uint64_t request_id, int status,
 		    bool infra, const char *message, int result_type, uint64_t sandbox);
