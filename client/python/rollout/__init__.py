@@ -794,18 +794,23 @@ class AsyncSandbox:
         self.id = sandbox_id
         self.closed = False
 
-    async def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
-                   cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
-                   check_status: bool = True, stream: bool = False) -> Union[Result, "ExecStream"]:
-        """Runs a command and returns its Result. With stream=True it returns at once an
-        ExecStream: ``async for name, data in it`` gives ("stdout" | "stderr", bytes) chunks
-        while the command runs, then ``await it.wait()`` (or ``it.result``) the Result."""
+    def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
+             cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
+             check_status: bool = True, stream: bool = False):
+        """Runs a command: ``await sb.exec(...)`` gives its Result. With stream=True the
+        command is submitted at once and an ExecStream comes back, both awaitable (it gives
+        itself) and async-iterable: ``async for name, data in sb.exec(cmd, stream=True)``
+        yields ("stdout" | "stderr", bytes) chunks while the command runs; then
+        ``await it.wait()`` (or ``it.result`` once iterated) is the Result."""
         if stream:
             c = self.client
             rid, fut = c._start(c._submit_exec, self.id, cmd, stdin, env, cwd, timeout, output_cap, True)
             it = ExecStream(self, rid, fut, check_status)
             c._streams[rid] = it._chunks
             return it
+        return self._exec(cmd, stdin, env, cwd, timeout, output_cap, check_status)
+
+    async def _exec(self, cmd, stdin, env, cwd, timeout, output_cap, check_status) -> Result:
         r = await self.client._request(self.client._submit_exec, self.id, cmd, stdin, env, cwd, timeout, output_cap)
         return _raise_for(r, "exec") if check_status else r
 
@@ -915,6 +920,12 @@ class ExecStream:
     def __aiter__(self) -> "ExecStream":
         return self
 
+    def __await__(self):
+        # ``it = await sb.exec(cmd, stream=True)``: the stream itself.
+        if False:
+            yield
+        return self
+
     async def __anext__(self) -> Tuple[str, bytes]:
         while True:
             if not self._queue.empty():
@@ -929,6 +940,8 @@ class ExecStream:
             self._ended = True  # the completion came: what is queued is the rest
             if self._fut.exception() is not None and self._queue.empty():
                 raise self._fut.exception()
+            if self._fut.exception() is None:
+                self.result = self._fut.result()
 
     async def wait(self) -> Result:
         r = await asyncio.shield(self._fut)

@@ -29,6 +29,7 @@ def test_chunks_arrive_while_the_command_runs(daemons):
                         # The command cannot end by itself: this chunk was streamed.
                         assert await it.signal(signal.SIGTERM) is True
                 r = await it.wait()
+                assert it.result is r
                 assert seen == [("stdout", b"first\n"), ("stderr", b"got-term\n")]
                 assert (r.exit_code, r.signal) == (3, 0)
                 # The completion holds the whole output, as without streaming.
@@ -79,6 +80,19 @@ def test_kill_a_running_command_and_cancel_a_queued_one(daemons):
                 assert await sb.signal(0) is False
                 probe = await sb.exec("echo alive; test -e ran-after; echo $?")
                 assert probe.stdout == b"alive\n1\n"
+    run(main())
+
+
+def test_iterate_without_await(daemons):
+    """``async for`` straight over exec(..., stream=True); the result is there after."""
+    async def main():
+        async with rollout.AsyncClient(socket=daemons) as c:
+            async with await c.open("default") as sb:
+                it = sb.exec("echo a; echo b >&2; exit 2", stream=True)
+                got = [chunk async for chunk in it]
+                assert sorted(got) == [("stderr", b"b\n"), ("stdout", b"a\n")]
+                assert it.result.exit_code == 2
+                assert (await sb.exec("echo plain")).stdout == b"plain\n"
     run(main())
 
 
