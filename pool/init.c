@@ -8,6 +8,7 @@
 #include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,77 @@ static void reap_all(void)
 		;
 }
 
+/* The command's process: the old way, fork then exec, which also reports why an exec
+ * failed on the command's stderr with exit code 127 (not found) or 126. */
+static pid_t fork_command(bool shell, char **argv, char **envp, int in, int out, int err)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	setsid();
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGXFSZ, SIG_DFL);
+	if (shell)
+		execve("/bin/sh", argv, envp);
+	else {
+		/* execvpe searches the caller's PATH: make the command's environment ours. */
+		environ = envp;
+		execvpe(argv[0], argv, envp);
+	}
+	int e = errno;
+	static const char msg[] = "rollout-pool: exec failed: ";
+	const char *text = strerror(e);
+	ssize_t w = write(2, msg, sizeof(msg) - 1);
+	w = write(2, text, strlen(text));
+	w = write(2, "\n", 1);
+	(void)w;
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+/* Starts the command in a session of its own with the three pipe ends as its streams.
+ * posix_spawn (vfork-like: init's page tables are not copied, nor its pages made
+ * copy-on-write) is the fast path, about a millisecond cheaper per command and more when
+ * init holds a big transfer's buffers; when it fails, fork_command runs the command the
+ * old way, so a failing exec still explains itself the same way. */
+static pid_t spawn_command(bool shell, char **argv, char **envp, int in, int out, int err)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t dfl;
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE); /* init ignores them; the command gets the defaults */
+	sigaddset(&dfl, SIGXFSZ);
+	pid_t pid = -1;
+	int rc = posix_spawn_file_actions_init(&fa);
+	if (rc == 0 && (rc = posix_spawnattr_init(&at)) != 0)
+		posix_spawn_file_actions_destroy(&fa);
+	if (rc == 0) {
+		if (!posix_spawn_file_actions_adddup2(&fa, in, 0) &&
+		    !posix_spawn_file_actions_adddup2(&fa, out, 1) &&
+		    !posix_spawn_file_actions_adddup2(&fa, err, 2) &&
+		    !posix_spawnattr_setsigdefault(&at, &dfl) &&
+		    !posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF)) {
+			if (shell) {
+				rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, envp);
+			} else {
+				/* posix_spawnp searches PATH of init's environment: the command's. */
+				char **saved = environ;
+				environ = envp;
+				rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+				environ = saved;
+			}
+		} else {
+			rc = -1;
+		}
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
+	}
+	return rc == 0 ? pid : fork_command(shell, argv, envp, in, out, err);
+}
+
 static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, struct stream *so,
 		    struct stream *se)
 {
@@ -312,30 +384,7 @@ static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, str
 	struct rusage before, after, ru;
 	getrusage(RUSAGE_CHILDREN, &before);
 	uint64_t t0 = now_us();
-	pid_t pid = fork();
-	if (pid == 0) {
-		setsid();
-		dup2(pin[0], 0);
-		dup2(pout[1], 1);
-		dup2(perr[1], 2);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGXFSZ, SIG_DFL);
-		if (shell)
-			execve("/bin/sh", argv, envp);
-		else {
-			/* execvpe searches the caller's PATH: make the command's environment ours. */
-			environ = envp;
-			execvpe(argv[0], argv, envp);
-		}
-		int e = errno;
-		static const char msg[] = "rollout-pool: exec failed: ";
-		const char *err = strerror(e);
-		ssize_t w = write(2, msg, sizeof(msg) - 1);
-		w = write(2, err, strlen(err));
-		w = write(2, "\n", 1);
-		(void)w;
-		_exit(e == ENOENT ? 127 : 126);
-	}
+	pid_t pid = spawn_command(shell != NULL, argv, envp, pin[0], pout[1], perr[1]);
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);

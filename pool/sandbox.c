@@ -439,6 +439,13 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 		rc = -errno;
 		goto fail;
 	}
+	/* Puts and gets of tens of MiB cross this pair: with 4 MiB in flight each way instead
+	 * of the default ~200 KiB, a transfer takes 20 times fewer wake-ups of init and of the
+	 * pool's loop. Best effort: beyond net.core.wmem_max it takes CAP_NET_ADMIN. */
+	int sndbuf = SBX_SOCKET_BUFFER;
+	for (int i = 0; i < 2; i++)
+		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+			(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	if (pipe2(sync, O_CLOEXEC) < 0) {
 		rc = -errno;
 		close(sv[0]);

@@ -102,7 +102,8 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 void sbx_destroy(struct sbx_runtime *rt, struct sbx *s);
 
 /* Frames on the socketpair: a u32 length, then a wire Message. */
-#define SBX_MAX_FRAME (64u << 20)
+#define SBX_MAX_FRAME     (64u << 20)
+#define SBX_SOCKET_BUFFER (4 << 20) /* send buffer of each end of a sandbox's socket */
 
 /* Entry point of the init inside the sandbox (never returns). */
 void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, int fd, uint32_t uid)
