@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #define FRAME_READ_CHUNK 65536
+#define FRAME_LEAD       4 /* see frame_io.in */
 
 void frame_init(struct frame_io *f, int fd, uint32_t max_frame)
 {
@@ -21,10 +22,9 @@ void frame_fini(struct frame_io *f)
 {
 	free(f->out);
 	free(f->in);
-	free(f->msg);
 	free(f->ext);
-	f->out = f->in = f->msg = f->ext = NULL;
-	f->out_off = f->out_len = f->out_cap = f->in_len = f->in_cap = f->msg_cap = 0;
+	f->out = f->in = f->ext = NULL;
+	f->out_off = f->out_len = f->out_cap = f->in_off = f->in_len = f->in_cap = 0;
 }
 
 /* Makes room for `need` bytes after the first `keep` of *buf (cap *cap). */
@@ -135,29 +135,32 @@ int frame_send(struct frame_io *f, const void *msg, size_t len)
 	return frame_flush(f);
 }
 
-/* Hands out the complete frames at the front of the input buffer. Each frame leaves the
- * buffer before the callback runs, so a callback that frees f (its sandbox died) leaves
- * nothing for us to touch: a non-zero return is passed straight up. */
+/* Hands out the complete frames at the front of the input. Each frame is consumed before
+ * the callback runs (and its bytes stay in place until the next call), so a callback that
+ * frees f (its sandbox died) leaves nothing for us to touch: a non-zero return is passed
+ * straight up, and no frame is ever handed out twice. */
 static int deliver(struct frame_io *f, frame_fn fn, void *arg)
 {
-	while (f->in_len >= 4) {
+	for (;;) {
+		uint8_t *base = f->in + FRAME_LEAD;
+		if (f->in_off) {
+			memmove(base, base + f->in_off, f->in_len);
+			f->in_off = 0;
+		}
+		if (f->in_len < 4)
+			return 0;
 		uint32_t len;
-		memcpy(&len, f->in, 4);
+		memcpy(&len, base, 4);
 		if (len == 0 || len > f->max_frame)
 			return -EBADMSG;
 		if (f->in_len - 4 < len)
 			return 0;
-		/* The verifier wants an aligned buffer; the frame sits 4 bytes into the input. */
-		int rc = reserve(&f->msg, &f->msg_cap, len);
+		f->in_off = 4 + (size_t)len;
+		f->in_len -= 4 + (size_t)len;
+		int rc = fn(arg, base + 4, len); /* 8-aligned: the lead and the length prefix */
 		if (rc)
 			return rc;
-		memcpy(f->msg, f->in + 4, len);
-		f->in_len -= 4 + (size_t)len;
-		memmove(f->in, f->in + 4 + len, f->in_len);
-		if ((rc = fn(arg, f->msg, len)))
-			return rc;
 	}
-	return 0;
 }
 
 int frame_receive(struct frame_io *f, frame_fn fn, void *arg)
@@ -171,15 +174,16 @@ int frame_receive(struct frame_io *f, frame_fn fn, void *arg)
 		size_t want = FRAME_READ_CHUNK;
 		if (f->in_len >= 4) {
 			uint32_t len;
-			memcpy(&len, f->in, 4);
+			memcpy(&len, f->in + FRAME_LEAD, 4);
 			if (len == 0 || len > f->max_frame)
 				return -EBADMSG;
 			if (4 + (size_t)len > f->in_len && 4 + (size_t)len - f->in_len > want)
 				want = 4 + (size_t)len - f->in_len;
 		}
-		if ((rc = reserve(&f->in, &f->in_cap, f->in_len + want)))
+		if ((rc = reserve(&f->in, &f->in_cap, FRAME_LEAD + f->in_len + want)))
 			return rc;
-		ssize_t n = recv(f->fd, f->in + f->in_len, f->in_cap - f->in_len, MSG_DONTWAIT);
+		size_t at = FRAME_LEAD + f->in_len;
+		ssize_t n = recv(f->fd, f->in + at, f->in_cap - at, MSG_DONTWAIT);
 		if (n == 0)
 			return -EPIPE;
 		if (n < 0) {

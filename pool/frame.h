@@ -19,10 +19,11 @@ struct frame_io {
 	uint8_t *ext;
 	size_t ext_len, ext_off; /* ext_off counts the 4 header bytes, then the message */
 	uint8_t ext_hdr[4];
-	uint8_t *in; /* bytes read and not yet consumed */
-	size_t in_len, in_cap;
-	uint8_t *msg; /* 8-aligned copy of the frame being handed out */
-	size_t msg_cap;
+	/* Bytes read: they start at in + FRAME_LEAD + in_off (in_len of them). The lead puts
+	 * a frame's message 8 bytes into the buffer, so it is handed out where it lies,
+	 * aligned, without a copy; in_off is what the last frame handed out still holds. */
+	uint8_t *in;
+	size_t in_off, in_len, in_cap;
 };
 
 void frame_init(struct frame_io *f, int fd, uint32_t max_frame);
