@@ -107,13 +107,21 @@ static int run(int argc, char **argv)
 {
 	int runs = 5, chunks = 20;
 	bool json = false;
-	char dir[PATH_MAX - 64] = "build";
+	/* The daemons next to this binary (BUILD/bench/rollout-bench), unless --build-dir. */
+	char dir[PATH_MAX - 64], self[PATH_MAX - 128];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[sl > 0 ? sl : 0] = 0;
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(dir, sizeof(dir), "%s/..", self);
 	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
 					    { "runs", required_argument, NULL, 'r' },
 					    { "build-dir", required_argument, NULL, 'b' },
 					    { "help", no_argument, NULL, 'h' },
 					    { 0 } };
 	int ch;
+	optind = 1;
 	while ((ch = getopt_long(argc, argv, "jr:b:h", lo, NULL)) != -1) {
 		if (ch == 'j')
 			json = true;
