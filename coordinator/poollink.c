@@ -12,7 +12,9 @@
 #include "rollout_version.h"
 #include "rollout_wire.h"
 
-#define LINK_MAX_MESSAGE (128ll << 20)
+#define LINK_MAX_MESSAGE      (128ll << 20)
+#define LINK_BIG_MESSAGE      (1u << 20)        /* from this size a send holds the link up */
+#define LINK_SLOW_BYTES_PER_S (10ull * 1000000) /* the slowest link a big message is given */
 
 static int add_link(struct poollink **v, int *n, int *cap, const struct rd_pool_cfg *pc, const char *ep)
 {
@@ -149,6 +151,11 @@ int poollink_send(struct poollink *p, const void *buf, size_t len, uint64_t now)
 	if (zmq_send(p->sock, buf, len, ZMQ_DONTWAIT) < 0)
 		return errno == EAGAIN ? -EAGAIN : -errno;
 	p->last_tx = now;
+	if (len > LINK_BIG_MESSAGE) {
+		uint64_t until = (now > p->busy_until ? now : p->busy_until) +
+				 (uint64_t)len * 1000000000ull / LINK_SLOW_BYTES_PER_S;
+		p->busy_until = until;
+	}
 	return 0;
 }
 

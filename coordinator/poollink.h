@@ -15,6 +15,10 @@ struct poollink {
 	void *sock;
 	int fd; /* ZMQ_FD of sock, -1 when none */
 	uint64_t last_rx, last_tx;
+	/* A big message sent (a put of tens of MiB) holds up everything behind it on the
+	 * link, heartbeat answers included: the pool's silence is counted from when it would
+	 * have arrived at LINK_SLOW_BYTES_PER_S, not from when it was sent. */
+	uint64_t busy_until;
 	uint64_t last_hb;    /* heartbeats go out on their own clock, busy or not: the pool's
 			      * answer carries its boot id, so a restart is seen within one */
 	uint32_t generation; /* bumped at every reset: a new routing id is a new peer */
@@ -22,6 +26,13 @@ struct poollink {
 };
 
 /* Who we are to the pools: the routing id is identity/shard/epoch/generation. */
+/* When a pool that has not answered since is taken for down: last heard from, or the end
+ * of a big message's transfer, whichever is later. */
+static inline uint64_t poollink_heard(const struct poollink *p)
+{
+	return p->last_rx > p->busy_until ? p->last_rx : p->busy_until;
+}
+
 struct link_self {
 	const struct rd_cfg *cfg;
 	int shard;

@@ -324,7 +324,7 @@ static void tick(void *arg, uint64_t now)
 	for (int i = 0; i < s->nlinks; i++) {
 		struct poollink *p = &s->links[i];
 		struct rt_pool *rp = router_pool(s->router, i);
-		if (since(now, p->last_rx) > ROLLOUT_MS(c->pool_timeout_ms)) {
+		if (since(now, poollink_heard(p)) > ROLLOUT_MS(c->pool_timeout_ms)) {
 			if (rp->up) {
 				router_pool_down(s->router, i, "no answer within pool_timeout_ms");
 			} else if (since(now, p->last_tx) > ROLLOUT_MS(c->heartbeat_ms)) {

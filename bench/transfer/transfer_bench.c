@@ -196,14 +196,20 @@ static int run(int argc, char **argv)
 	for (int i = 0; !rc && i < runs; i++) {
 		uint64_t t = bench_now_ns();
 		if ((rc = rollout_put_file(c, id, sandbox, "big", data, SIZE, 0644)) ||
-		    (rc = wait_for(c, id, &k)) || (rc = k.status ? -EIO : 0))
+		    (rc = wait_for(c, id, &k)) || (rc = k.status ? -EIO : 0)) {
+			fprintf(stderr, "rollout-bench transfer: put: %s %s\n", rollout_status_name(k.status),
+				k.message ? k.message : "");
 			break;
+		}
 		put[i] = MBS(SIZE, bench_now_ns() - t);
 		id++;
 		t = bench_now_ns();
 		if ((rc = rollout_get_file(c, id, sandbox, "big", 0)) || (rc = wait_for(c, id, &k)) ||
-		    (rc = k.status || k.file_len != SIZE || memcmp(k.file_data, data, SIZE) ? -EIO : 0))
+		    (rc = k.status || k.file_len != SIZE || memcmp(k.file_data, data, SIZE) ? -EIO : 0)) {
+			fprintf(stderr, "rollout-bench transfer: get: %s %s (%zu bytes)\n",
+				rollout_status_name(k.status), k.message ? k.message : "", k.file_len);
 			break;
+		}
 		get[i] = MBS(SIZE, bench_now_ns() - t);
 		id++;
 		t = bench_now_ns();
@@ -212,6 +218,7 @@ static int run(int argc, char **argv)
 		mc[i] = MBS(SIZE, bench_now_ns() - t);
 		uint64_t ns;
 		if (tar_pipe(tmp, &ns)) {
+			fprintf(stderr, "rollout-bench transfer: tar | tar failed\n");
 			rc = -EIO;
 			break;
 		}
@@ -220,7 +227,8 @@ static int run(int argc, char **argv)
 			   i + 1, runs, put[i], get[i], mc[i], tar[i]);
 	}
 	for (int i = 0; !rc && i < chunks; i++, id++)
-		rc = first_chunk(c, sandbox, id, &lat[i]);
+		if ((rc = first_chunk(c, sandbox, id, &lat[i])))
+			fprintf(stderr, "rollout-bench transfer: streamed exec failed\n");
 	if (c)
 		rollout_disconnect(c);
 	kill(rd, SIGTERM);
