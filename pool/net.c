@@ -318,11 +318,10 @@ static int nl_new_veth(int fd, uint32_t seq, const char *name, int netns)
 	nl_add(&r.h, IFLA_INFO_KIND, "veth", 5);
 	struct rtattr *data = nl_add(&r.h, IFLA_INFO_DATA, NULL, 0);
 	struct rtattr *peer = nl_add(&r.h, VETH_INFO_PEER, NULL, 0);
-	/* The peer's ifinfomsg is the payload's head, its attributes follow. It cannot be up
-	 * yet (the kernel opens it before pairing it): net_attach brings it up. */
-	struct ifinfomsg pifi = { .ifi_family = AF_UNSPEC };
-	memcpy(RTA_DATA(peer), &pifi, sizeof(pifi));
-	r.h.nlmsg_len += NLMSG_ALIGN(sizeof(pifi));
+	/* The peer's ifinfomsg is the payload's head, its attributes follow: all zero (r was
+	 * cleared), not up, since the kernel opens it before pairing it and that fails;
+	 * net_attach brings it up. */
+	r.h.nlmsg_len += NLMSG_ALIGN(sizeof(struct ifinfomsg));
 	nl_add(&r.h, IFLA_IFNAME, "eth0", 5);
 	uint32_t nsfd = (uint32_t)netns;
 	nl_add(&r.h, IFLA_NET_NS_FD, &nsfd, 4);
