@@ -849,12 +849,14 @@ fail:
 
 void net_detach(struct net_sys *n, const struct net_profile *np, int32_t slot)
 {
+	(void)np;
 	if (slot < 0)
 		return;
-	char name[IFNAMSIZ];
-	veth_name(n, np, (uint32_t)slot, name);
-	/* Gone already when the namespace went first (-ENODEV): either way it is gone. */
-	nl_del_link(n->rtnl, ++n->seq, name);
+	/* No RTM_DELLINK: deleting a veth waits for an RCU grace period (tens of ms under load,
+	 * ten times the rest of a teardown), and the zygote would wait with it. The pair goes
+	 * with the sandbox's namespace, which the kernel tears down in batches once its last
+	 * process is gone; a slot is reused last (FIFO), and net_attach deletes a link still
+	 * there then. */
 	slot_free(n, (uint32_t)slot);
 }
 

@@ -72,7 +72,7 @@ const char *net_sys_ifprefix(const struct net_sys *n);
 /* In the zygote: gives the namespace netns a veth pair, addresses and a default route.
  * *slot receives the sandbox's slot for net_detach. 0 or -errno. */
 int net_attach(struct net_sys *n, const struct net_profile *np, int netns, int32_t *slot);
-/* Removes the host end (the namespace's end goes with it) and frees the slot. */
+/* Frees the slot; the pair goes away with the namespace, once the sandbox is gone. */
 void net_detach(struct net_sys *n, const struct net_profile *np, int32_t slot);
 
 /* In the sandbox child, before pivot_root: binds the profile's hosts file over

@@ -51,7 +51,8 @@ static void profile_defaults(struct sbx_profile *p)
 /* Cold creations with and without network: egress, alternating so that both see the same
  * load on a shared machine; each egress sandbox must have its veth pair. */
 static int cold_create_pair(struct sbx_runtime *rt, const struct sbx_profile *none,
-			    const struct sbx_profile *egress, int n, double *us_none, double *us_egress)
+			    const struct sbx_profile *egress, int n, double *us_none, double *us_egress,
+			    double *destroy_none, double *destroy_egress)
 {
 	for (int i = 0; i < 2 * n; i++) {
 		const struct sbx_profile *p = i % 2 ? egress : none;
@@ -64,7 +65,10 @@ static int cold_create_pair(struct sbx_runtime *rt, const struct sbx_profile *no
 				rc ? strerror(-rc) : "no veth");
 			return rc ? rc : -EIO;
 		}
+		/* The zygote destroys too: what a teardown costs (the veth's removal included). */
+		t0 = bench_now_ns();
 		sbx_destroy(rt, &s);
+		(i % 2 ? destroy_egress : destroy_none)[i / 2] = (double)(bench_now_ns() - t0) / 1000.0;
 	}
 	return 0;
 }
@@ -333,17 +337,22 @@ static int sandbox_main(int argc, char **argv)
 	eprof.net = net_sys_profile(rt.net, 0);
 	double *lat = calloc((size_t)o.creates, sizeof(double)),
 	       *elat = calloc((size_t)o.creates, sizeof(double));
+	double *dlat = calloc((size_t)o.creates, sizeof(double)),
+	       *delat = calloc((size_t)o.creates, sizeof(double));
+	double *dp50 = calloc((size_t)runs, sizeof(double)), *dep50 = calloc((size_t)runs, sizeof(double));
 	bench_note("sandbox: cgroups %s; %d runs of %d creations and %d claims/execs",
 		   rt.cgroups ? "on" : "off", runs, o.creates, o.claims);
 	for (int i = 0; i < runs; i++) {
 		/* As in the pool: network namespaces come from a stock made while idle. */
 		sbx_netns_fill(&rt, 2 * o.creates);
-		if (cold_create_pair(&rt, &prof, &eprof, o.creates, lat, elat))
+		if (cold_create_pair(&rt, &prof, &eprof, o.creates, lat, elat, dlat, delat))
 			return 1;
 		cp50[i] = bench_quantile(lat, (size_t)o.creates, 0.5);
 		cp99[i] = bench_quantile(lat, (size_t)o.creates, 0.99);
 		np50[i] = bench_quantile(elat, (size_t)o.creates, 0.5);
 		nratio[i] = np50[i] / cp50[i];
+		dp50[i] = bench_quantile(dlat, (size_t)o.creates, 0.5);
+		dep50[i] = bench_quantile(delat, (size_t)o.creates, 0.5);
 		int nb = o.creates / 4 > 10 ? o.creates / 4 : 10;
 		if (bwrap_runs(nb, lat))
 			return 1;
@@ -380,6 +389,8 @@ static int sandbox_main(int argc, char **argv)
 		bench_json_num("cold_create_p99_us", bench_quantile(cp99, (size_t)runs, 0.5));
 		bench_json_num("cold_create_egress_p50_us", bench_quantile(np50, (size_t)runs, 0.5));
 		bench_json_num("ratio_egress_vs_none", bench_quantile(nratio, (size_t)runs, 0.5));
+		bench_json_num("destroy_p50_us", bench_quantile(dp50, (size_t)runs, 0.5));
+		bench_json_num("destroy_egress_p50_us", bench_quantile(dep50, (size_t)runs, 0.5));
 		bench_json_num("exec_true_p50_us", bench_quantile(ep50, (size_t)runs, 0.5));
 		bench_json_num("bwrap_true_p50_us", bench_quantile(bp50, (size_t)runs, 0.5));
 		bench_json_num("ratio_cold_vs_bwrap", bench_quantile(ratio, (size_t)runs, 0.5));
