@@ -1,26 +1,20 @@
-/* Sandbox network policy (see net.h): allowlist parsing, the pool's nftables table, and the
+/* Sandbox network policy (see net.h): the pool's nftables table, the resolved allowlists, and the
  * per-sandbox veth pair made with a few rtnetlink messages (no process spawned, no nft run
  * per sandbox: creation stays cheap). */
 #include "net.h"
+#include "rtnl.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/veth.h>
 #include <netdb.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,372 +42,6 @@ struct net_sys {
 	uint32_t *freed;
 	uint32_t fhead, flen;
 };
-
-/* ---- parsing ---- */
-
-static int why_fail(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int why_fail(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int parse_u32(const char *s, size_t len, uint32_t max, uint32_t *out)
-{
-	if (len == 0 || len > 10)
-		return -EINVAL;
-	uint64_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > max)
-		return -ERANGE;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int parse_cidr(const char *s, size_t len, uint32_t *addr, uint8_t *prefix, char *why, size_t cap)
-{
-	char buf[64];
-	if (len >= sizeof(buf))
-		return why_fail(why, cap, "'%.*s' is too long for an IPv4 address", 40, s);
-	memcpy(buf, s, len);
-	buf[len] = 0;
-	char *slash = strchr(buf, '/');
-	uint32_t pfx = 32;
-	if (slash) {
-		*slash = 0;
-		if (parse_u32(slash + 1, strlen(slash + 1), 32, &pfx))
-			return why_fail(why, cap, "bad CIDR prefix '/%s' (0..32)", slash + 1);
-	}
-	struct in_addr a;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET6, buf, &a6) == 1)
-		return why_fail(why, cap, "'%s': IPv6 destinations are not supported", buf);
-	if (inet_pton(AF_INET, buf, &a) != 1)
-		return why_fail(why, cap, "'%s' is not an IPv4 address", buf);
-	uint32_t h = ntohl(a.s_addr);
-	uint32_t mask = pfx ? ~0u << (32 - pfx) : 0;
-	if (h & ~mask)
-		return why_fail(why, cap, "bad CIDR '%s': host bits set below the prefix", s);
-	*addr = h;
-	*prefix = (uint8_t)pfx;
-	return 0;
-}
-
-static bool valid_host(const char *s, size_t len)
-{
-	if (len == 0 || len > 253 || s[0] == '-' || s[0] == '.')
-		return false;
-	bool alpha = false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && c != '-' && c != '.')
-			return false;
-		alpha |= isalpha(c) != 0;
-	}
-	return alpha; /* all digits and dots is a malformed address, not a name */
-}
-
-int net_parse_entry(const char *s, struct net_rule *r, char *host, size_t hostcap, char *why, size_t whycap)
-{
-	memset(r, 0, sizeof(*r));
-	if (host && hostcap)
-		host[0] = 0;
-	size_t len = strlen(s);
-	r->protos = NET_TCP | NET_UDP;
-	if (len > 4 && strcmp(s + len - 4, "/tcp") == 0) {
-		r->protos = NET_TCP;
-		len -= 4;
-	} else if (len > 4 && strcmp(s + len - 4, "/udp") == 0) {
-		r->protos = NET_UDP;
-		len -= 4;
-	}
-	/* An IPv6 address has colons of its own: say so rather than misread a port. */
-	size_t colons = 0;
-	for (size_t i = 0; i < len; i++)
-		colons += s[i] == ':';
-	if (colons > 1)
-		return why_fail(why, whycap, "'%s': IPv6 destinations are not supported", s);
-	const char *colon = memchr(s, ':', len);
-	size_t tlen = colon ? (size_t)(colon - s) : len;
-	r->port_lo = 0;
-	r->port_hi = 65535;
-	if (colon) {
-		const char *p = colon + 1;
-		size_t plen = len - tlen - 1;
-		const char *dash = memchr(p, '-', plen);
-		uint32_t lo, hi;
-		if (dash) {
-			if (parse_u32(p, (size_t)(dash - p), 65535, &lo) ||
-			    parse_u32(dash + 1, plen - (size_t)(dash - p) - 1, 65535, &hi) || lo == 0 ||
-			    hi < lo)
-				return why_fail(why, whycap,
-						"bad port range in '%s' (LO-HI, 1 <= LO <= HI <= 65535)", s);
-		} else {
-			if (parse_u32(p, plen, 65535, &lo) || lo == 0)
-				return why_fail(why, whycap, "bad port in '%s' (1..65535)", s);
-			hi = lo;
-		}
-		r->port_lo = (uint16_t)lo;
-		r->port_hi = (uint16_t)hi;
-	}
-	if (tlen == 0)
-		return why_fail(why, whycap, "'%s' names no destination", s);
-	bool looks_ip = true;
-	for (size_t i = 0; i < tlen; i++)
-		if (!isdigit((unsigned char)s[i]) && s[i] != '.' && s[i] != '/')
-			looks_ip = false;
-	if (looks_ip || memchr(s, '/', tlen))
-		return parse_cidr(s, tlen, &r->addr, &r->prefix, why, whycap);
-	if (!valid_host(s, tlen))
-		return why_fail(why, whycap, "'%s' is neither an IPv4 CIDR nor a host name", s);
-	if (!colon)
-		return why_fail(why, whycap, "'%s': a host name needs a port (HOST:PORT)", s);
-	if (!host || tlen >= hostcap)
-		return why_fail(why, whycap, "host name in '%s' is too long", s);
-	memcpy(host, s, tlen);
-	host[tlen] = 0;
-	r->prefix = 32;
-	return 0;
-}
-
-int net_parse_range(const char *s, uint32_t *base, uint8_t *prefix, char *why, size_t whycap)
-{
-	if (!strchr(s, '/'))
-		return why_fail(why, whycap, "'%s' is not a CIDR (a.b.c.d/prefix)", s);
-	int rc = parse_cidr(s, strlen(s), base, prefix, why, whycap);
-	if (rc)
-		return rc;
-	if (*prefix < 8 || *prefix > 28)
-		return why_fail(why, whycap, "'%s': the prefix must be /8 .. /28", s);
-	static const struct {
-		uint32_t net;
-		uint8_t len;
-	} priv[] = { { 0x0a000000u, 8 }, { 0xac100000u, 12 }, { 0xc0a80000u, 16 }, { 0x64400000u, 10 } };
-	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
-		if (*prefix >= priv[i].len && (*base & (~0u << (32 - priv[i].len))) == priv[i].net)
-			return 0;
-	return why_fail(why, whycap,
-			"'%s' is not inside a private range (10/8, 172.16/12, 192.168/16, 100.64/10)", s);
-}
-
-static bool overlaps(uint32_t a, uint8_t pa, uint32_t b, uint8_t pb)
-{
-	uint8_t p = pa < pb ? pa : pb;
-	uint32_t mask = p ? ~0u << (32 - p) : 0;
-	return (a & mask) == (b & mask);
-}
-
-/* ---- rtnetlink ---- */
-
-struct nlreq {
-	struct nlmsghdr h;
-	char buf[1024];
-};
-
-static struct rtattr *nl_add(struct nlmsghdr *h, unsigned short type, const void *data, size_t len)
-{
-	struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
-	a->rta_type = type;
-	a->rta_len = (unsigned short)RTA_LENGTH(len);
-	if (len)
-		memcpy(RTA_DATA(a), data, len);
-	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
-	return a;
-}
-
-static void nl_end(struct nlmsghdr *h, struct rtattr *nest)
-{
-	nest->rta_len = (unsigned short)((char *)h + h->nlmsg_len - (char *)nest);
-}
-
-/* Sends one request and reads its acknowledgement: 0 or the kernel's -errno. */
-static int nl_talk(int fd, struct nlmsghdr *h, uint32_t seq)
-{
-	h->nlmsg_seq = seq;
-	h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	if (sendto(fd, h, h->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	char buf[4096];
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)n);
-		     r = NLMSG_NEXT(r, n)) {
-			if (r->nlmsg_seq != seq || r->nlmsg_type != NLMSG_ERROR)
-				continue;
-			return ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-		}
-	}
-}
-
-static int nl_open(void)
-{
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	return fd < 0 ? -errno : fd;
-}
-
-static int nl_newaddr(int fd, uint32_t seq, int ifindex, uint32_t addr)
-{
-	struct nlreq r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-	r.h.nlmsg_type = RTM_NEWADDR;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	struct ifaddrmsg *ifa = NLMSG_DATA(&r.h);
-	ifa->ifa_family = AF_INET;
-	ifa->ifa_prefixlen = 31;
-	ifa->ifa_index = (unsigned)ifindex;
-	uint32_t be = htonl(addr);
-	nl_add(&r.h, IFA_LOCAL, &be, 4);
-	nl_add(&r.h, IFA_ADDRESS, &be, 4);
-	return nl_talk(fd, &r.h, seq);
-}
-
-static int nl_default_route(int fd, uint32_t seq, int ifindex, uint32_t gw)
-{
-	struct nlreq r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
-	r.h.nlmsg_type = RTM_NEWROUTE;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	struct rtmsg *rt = NLMSG_DATA(&r.h);
-	rt->rtm_family = AF_INET;
-	rt->rtm_table = RT_TABLE_MAIN;
-	rt->rtm_protocol = RTPROT_BOOT;
-	rt->rtm_scope = RT_SCOPE_UNIVERSE;
-	rt->rtm_type = RTN_UNICAST;
-	uint32_t be = htonl(gw);
-	nl_add(&r.h, RTA_GATEWAY, &be, 4);
-	uint32_t oif = (uint32_t)ifindex;
-	nl_add(&r.h, RTA_OIF, &oif, 4);
-	return nl_talk(fd, &r.h, seq);
-}
-
-/* The veth pair: `name` here, "eth0" in netns, both up. */
-static int nl_new_veth(int fd, uint32_t seq, const char *name, int netns)
-{
-	struct nlreq r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-	r.h.nlmsg_type = RTM_NEWLINK;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
-	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_flags = IFF_UP;
-	ifi->ifi_change = IFF_UP;
-	nl_add(&r.h, IFLA_IFNAME, name, strlen(name) + 1);
-	struct rtattr *info = nl_add(&r.h, IFLA_LINKINFO, NULL, 0);
-	nl_add(&r.h, IFLA_INFO_KIND, "veth", 5);
-	struct rtattr *data = nl_add(&r.h, IFLA_INFO_DATA, NULL, 0);
-	struct rtattr *peer = nl_add(&r.h, VETH_INFO_PEER, NULL, 0);
-	/* The peer's ifinfomsg is the payload's head, its attributes follow: all zero (r was
-	 * cleared), not up, since the kernel opens it before pairing it and that fails;
-	 * net_attach brings it up. */
-	r.h.nlmsg_len += NLMSG_ALIGN(sizeof(struct ifinfomsg));
-	nl_add(&r.h, IFLA_IFNAME, "eth0", 5);
-	uint32_t nsfd = (uint32_t)netns;
-	nl_add(&r.h, IFLA_NET_NS_FD, &nsfd, 4);
-	nl_end(&r.h, peer);
-	nl_end(&r.h, data);
-	nl_end(&r.h, info);
-	return nl_talk(fd, &r.h, seq);
-}
-
-static int nl_link_up(int fd, uint32_t seq, int ifindex)
-{
-	struct nlreq r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-	r.h.nlmsg_type = RTM_NEWLINK;
-	struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
-	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = ifindex;
-	ifi->ifi_flags = IFF_UP;
-	ifi->ifi_change = IFF_UP;
-	return nl_talk(fd, &r.h, seq);
-}
-
-static int nl_del_link(int fd, uint32_t seq, const char *name)
-{
-	struct nlreq r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-	r.h.nlmsg_type = RTM_DELLINK;
-	nl_add(&r.h, IFLA_IFNAME, name, strlen(name) + 1);
-	return nl_talk(fd, &r.h, seq);
-}
-
-static int ifindex_of(int sock, const char *name)
-{
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	return ioctl(sock, SIOCGIFINDEX, &ifr) < 0 ? -errno : ifr.ifr_ifindex;
-}
-
-/* Deletes every link of the host namespace whose name starts with prefix (what a pool of
- * this range left behind). Returns how many went. */
-static int delete_links(int fd, uint32_t *seq, const char *prefix)
-{
-	struct nlreq r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-	r.h.nlmsg_type = RTM_GETLINK;
-	r.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	r.h.nlmsg_seq = ++*seq;
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	if (sendto(fd, &r, r.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	char names[256][IFNAMSIZ];
-	int n = 0;
-	size_t plen = strlen(prefix);
-	static char buf[32768];
-	for (bool done = false; !done;) {
-		ssize_t got = recv(fd, buf, sizeof(buf), 0);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)got);
-		     h = NLMSG_NEXT(h, got)) {
-			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-				done = true;
-				break;
-			}
-			if (h->nlmsg_type != RTM_NEWLINK)
-				continue;
-			struct ifinfomsg *ifi = NLMSG_DATA(h);
-			int alen = (int)IFLA_PAYLOAD(h);
-			for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
-				if (a->rta_type == IFLA_IFNAME && n < 256 &&
-				    strncmp(RTA_DATA(a), prefix, plen) == 0)
-					snprintf(names[n++], IFNAMSIZ, "%s", (char *)RTA_DATA(a));
-		}
-	}
-	int gone = 0;
-	for (int i = 0; i < n; i++)
-		gone += nl_del_link(fd, ++*seq, names[i]) == 0;
-	/* A full batch may hide more: go again until a pass finds fewer. */
-	if (n == 256 && gone > 0) {
-		int more = delete_links(fd, seq, prefix);
-		if (more > 0)
-			gone += more;
-	}
-	return gone;
-}
 
 /* ---- the pool's table ---- */
 
@@ -553,7 +181,7 @@ static int build_profile(struct net_sys *n, const struct net_profile_spec *sp, s
 			return -EINVAL;
 		}
 		if (!host[0]) {
-			if (overlaps(r.addr, r.prefix, n->base, n->prefix)) {
+			if (net_overlaps(r.addr, r.prefix, n->base, n->prefix)) {
 				snprintf(
 				    err, errsz,
 				    "pool.profiles[%zu] (%s): egress[%u] '%s' overlaps pool.egress_range %s "
@@ -581,7 +209,7 @@ static int build_profile(struct net_sys *n, const struct net_profile_spec *sp, s
 				dup |= np->rules[k].addr == ip;
 			if (dup)
 				continue;
-			if (overlaps(ip, 32, n->base, n->prefix)) {
+			if (net_overlaps(ip, 32, n->base, n->prefix)) {
 				freeaddrinfo(res);
 				snprintf(err, errsz,
 					 "pool.profiles[%zu] (%s): egress[%u]: '%s' resolves into "
@@ -702,12 +330,12 @@ int net_sys_create(struct net_sys **out, const char *range, const struct net_pro
 		goto fail;
 	}
 	close(fd);
-	if ((rc = nl_open()) < 0) {
+	if ((rc = rtnl_open()) < 0) {
 		snprintf(err, errsz, "rtnetlink: %s", strerror(-rc));
 		goto fail;
 	}
 	n->rtnl = rc;
-	delete_links(n->rtnl, &n->seq, n->ifprefix);
+	rtnl_delete_links(n->rtnl, &n->seq, n->ifprefix);
 	char *rs = ruleset(n);
 	if (!rs) {
 		rc = -ENOMEM;
@@ -804,18 +432,18 @@ int net_attach(struct net_sys *n, const struct net_profile *np, int netns, int32
 	char name[IFNAMSIZ];
 	veth_name(n, np, slot, name);
 	uint32_t host = n->base + 2 * slot, sbx = host + 1;
-	rc = nl_new_veth(n->rtnl, ++n->seq, name, netns);
+	rc = rtnl_new_veth(n->rtnl, ++n->seq, name, netns);
 	if (rc == -EEXIST) {
 		/* The slot's last tenant's link is still going away with its namespace. */
-		nl_del_link(n->rtnl, ++n->seq, name);
-		rc = nl_new_veth(n->rtnl, ++n->seq, name, netns);
+		rtnl_del_link(n->rtnl, ++n->seq, name);
+		rc = rtnl_new_veth(n->rtnl, ++n->seq, name, netns);
 	}
 	if (rc) {
 		slot_free(n, slot);
 		return rc;
 	}
-	int idx = ifindex_of(n->rtnl, name);
-	rc = idx < 0 ? idx : nl_newaddr(n->rtnl, ++n->seq, idx, host);
+	int idx = rtnl_ifindex(n->rtnl, name);
+	rc = idx < 0 ? idx : rtnl_new_addr(n->rtnl, ++n->seq, idx, host);
 	if (rc)
 		goto fail;
 	/* The sandbox's end: a netlink socket made inside its namespace. */
@@ -823,26 +451,26 @@ int net_attach(struct net_sys *n, const struct net_profile *np, int netns, int32
 		rc = -errno;
 		goto fail;
 	}
-	int s = nl_open();
+	int s = rtnl_open();
 	if (setns(n->host_netns, CLONE_NEWNET) < 0)
 		abort(); /* cannot get back to the pool's network: nothing sane to do */
 	if (s < 0) {
 		rc = s;
 		goto fail;
 	}
-	idx = ifindex_of(s, "eth0");
-	rc = idx < 0 ? idx : nl_link_up(s, 1, idx);
+	idx = rtnl_ifindex(s, "eth0");
+	rc = idx < 0 ? idx : rtnl_link_up(s, 1, idx);
 	if (!rc)
-		rc = nl_newaddr(s, 2, idx, sbx);
+		rc = rtnl_new_addr(s, 2, idx, sbx);
 	if (!rc)
-		rc = nl_default_route(s, 3, idx, host);
+		rc = rtnl_default_route(s, 3, idx, host);
 	close(s);
 	if (rc)
 		goto fail;
 	*slot_out = (int32_t)slot;
 	return 0;
 fail:
-	nl_del_link(n->rtnl, ++n->seq, name);
+	rtnl_del_link(n->rtnl, ++n->seq, name);
 	slot_free(n, slot);
 	return rc;
 }

@@ -36,6 +36,8 @@ struct net_rule {
 int net_parse_entry(const char *s, struct net_rule *r, char *host, size_t hostcap, char *why, size_t whycap);
 /* Parses a private IPv4 range (RFC 1918 or 100.64.0.0/10), prefix /8 .. /28. */
 int net_parse_range(const char *s, uint32_t *base, uint8_t *prefix, char *why, size_t whycap);
+/* Whether a/pa and b/pb share an address. */
+bool net_overlaps(uint32_t a, uint8_t pa, uint32_t b, uint8_t pb);
 
 /* A profile's resolved policy. */
 struct net_profile {
