@@ -32,7 +32,7 @@ struct net_sys {
 	char lock[96];
 	int lock_fd;
 	int host_netns;
-	int rtnl; /* rtnetlink socket of the host namespace (the zygote's, lazily) */
+	int rtnl; /* rtnetlink socket of the host namespace (made at start, used by the zygote) */
 	uint32_t seq;
 	struct net_profile *prof; /* one per profile; NULL rules and index -1: none */
 	size_t nprof;
@@ -293,8 +293,9 @@ int net_sys_create(struct net_sys **out, const char *range, const struct net_pro
 		rc = -errno;
 		if (rc == -EWOULDBLOCK)
 			snprintf(err, errsz,
-				 "pool.egress_range %s is used by another rollout-pool on this host",
-				 n->range);
+				 "pool.egress_range %s: another rollout-pool on this host holds %s (the "
+				 "same range, or one whose names collide with it: choose another)",
+				 n->range, n->lock);
 		else
 			snprintf(err, errsz, "%s: %s", n->lock, strerror(-rc));
 		if (n->lock_fd >= 0)

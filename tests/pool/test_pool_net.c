@@ -557,6 +557,40 @@ static void test_unresolvable_host(void **state)
 	assert_non_null(strstr(out, "rc=1"));
 }
 
+/* A second pool on the same range is refused, and leaves the running pool's table alone. */
+static void test_range_taken(void **state)
+{
+	(void)state;
+	char path[128], cmd[1024], out[2048], text[512];
+	snprintf(path, sizeof(path), "/tmp/rollout-test-net-%d-second.yaml", (int)getpid());
+	snprintf(
+	    text, sizeof(text),
+	    "pool:\n  listen: ipc:///tmp/rollout-test-net-%d-second.sock\n  cgroup: rollout-test-net2-%d\n"
+	    "  egress_range: %s\n  profiles:\n"
+	    "    - {name: other, network: egress, egress: [\"10.1.0.0/16\"], uid_base: 723000, uid_count: "
+	    "100}\n",
+	    (int)getpid(), (int)getpid(), range);
+	write_file(path, text, 0600);
+	snprintf(cmd, sizeof(cmd), "timeout 20 %s --config %s 2>&1; echo rc=$?", pool_bin, path);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	pclose(p);
+	unlink(path);
+	printf("%s", out);
+	assert_non_null(strstr(out, "another rollout-pool on this host holds"));
+	assert_non_null(strstr(out, "rc=1"));
+	/* The first pool still works: its table is intact. */
+	uint64_t b = open_box(&C, "net");
+	char specs[128], s[128];
+	snprintf(specs, sizeof(specs), "tcp:%s:8080 tcp:%s:8081", ip_a, ip_a);
+	const char *o = probe(b, specs);
+	expect(o, SPEC("tcp:%s:8080", ip_a), true);
+	expect(o, SPEC("tcp:%s:8081", ip_a), false);
+	close_box(&C, b);
+}
+
 static bool link_exists(const char *name)
 {
 	return if_nametoindex(name) != 0;
@@ -631,6 +665,7 @@ int main(void)
 		cmocka_unit_test(test_siblings),
 		cmocka_unit_test(test_host_unreachable),
 		cmocka_unit_test(test_unresolvable_host),
+		cmocka_unit_test(test_range_taken),
 		cmocka_unit_test(test_teardown_and_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
