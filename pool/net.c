@@ -322,8 +322,13 @@ int net_sys_create(struct net_sys **out, const char *range, const struct net_pro
 		if (rc)
 			goto fail;
 	}
-	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "1", 1) != 1) {
+	/* Written only when off: a container's /proc/sys is often read-only, and a pod may have
+	 * it set already (a sysctl of the pod spec). */
+	char fwd = 0;
+	int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &fwd, 1, 0) != 1 || (fwd != '1' && pwrite(fd, "1", 1, 0) != 1)) {
 		rc = -errno;
 		snprintf(err, errsz, "cannot enable net.ipv4.ip_forward: %s", strerror(errno));
 		if (fd >= 0)
