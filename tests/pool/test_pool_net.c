@@ -529,6 +529,75 @@ static void test_host_unreachable(void **state)
 	close_box(&C, b);
 }
 
+/* IPv6 is dropped from a sandbox's veth: the host end's link-local address, where this test
+ * listens, answers the host and not the sandbox (whose own link-local address is ready). */
+static void test_ipv6_dropped(void **state)
+{
+	(void)state;
+	uint64_t b = open_box(&C, "net");
+	char ip[32], dev[64], ll[64], cmd[512];
+	sandbox_ip(&C, b, ip, sizeof(ip));
+	snprintf(cmd, sizeof(cmd), "ip -o route get %s | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'", ip);
+	capture(dev, sizeof(dev), cmd);
+	assert_int_equal(dev[0], 'r');
+	/* The host end's link-local address, once duplicate address detection is done. */
+	uint64_t end = now_ms() + 5000;
+	do {
+		snprintf(cmd, sizeof(cmd),
+			 "ip -6 -o addr show dev %s scope link | grep -v tentative | awk '{print $4}' | cut "
+			 "-d/ -f1",
+			 dev);
+		capture(ll, sizeof(ll), cmd);
+	} while (!ll[0] && now_ms() < end && usleep(50000) == 0);
+	if (!ll[0])
+		fail_msg("no link-local address on %s", dev);
+	int l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = in6addr_any };
+	assert_int_equal(bind(l, (struct sockaddr *)&a6, sizeof(a6)), 0);
+	assert_int_equal(listen(l, 16), 0);
+	socklen_t al = sizeof(a6);
+	getsockname(l, (struct sockaddr *)&a6, &al);
+	int port = ntohs(a6.sin6_port);
+	/* The control: the host reaches its listener there. */
+	int c = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6,
+				   .sin6_port = htons((uint16_t)port),
+				   .sin6_scope_id = if_nametoindex(dev) };
+	assert_int_equal(inet_pton(AF_INET6, ll, &to.sin6_addr), 1);
+	assert_int_equal(connect(c, (struct sockaddr *)&to, sizeof(to)), 0);
+	close(c);
+	/* In the sandbox: wait for its own link-local address to be usable (not tentative:
+	 * flag 0x40 of /proc/net/if_inet6), then try. */
+	char sh[2048];
+	snprintf(sh, sizeof(sh),
+		 "python3 -c \"\nimport socket, time\n"
+		 "def ready():\n"
+		 "    for line in open('/proc/net/if_inet6'):\n"
+		 "        f = line.split()\n"
+		 "        if f[5] == 'eth0' and f[0].startswith('fe80') and not int(f[4], 16) & 0x40:\n"
+		 "            return True\n"
+		 "    return False\n"
+		 "end = time.time() + 5\n"
+		 "while not ready() and time.time() < end:\n"
+		 "    time.sleep(0.05)\n"
+		 "print('ll-ready=%%s' %% ready())\n"
+		 "socket.create_connection(('%s', 8080), timeout=2).close(); print('v4=OK')\n"
+		 "try:\n"
+		 "    socket.create_connection(('%s%%eth0', %d), timeout=3).close(); print('v6=OK')\n"
+		 "except OSError as e:\n"
+		 "    print('v6=FAIL:' + type(e).__name__)\n\"",
+		 ip_a, ll, port);
+	struct pc_result r;
+	assert_int_equal(pc_exec(&C, b, sh, NULL, NULL, 0, 30000, 0, &r, 35000), 0);
+	close(l);
+	printf("%.*s%.*s", (int)r.out_len, (const char *)r.out, (int)r.err_len, (const char *)r.err);
+	assert_int_equal(r.status, 0);
+	assert_non_null(memmem(r.out, r.out_len, "ll-ready=True", 13));
+	assert_non_null(memmem(r.out, r.out_len, "v4=OK", 5)); /* the probe ran */
+	assert_non_null(memmem(r.out, r.out_len, "v6=FAIL", 7));
+	close_box(&C, b);
+}
+
 /* An unresolvable allowlisted name stops the pool at start with the key in the message. */
 static void test_unresolvable_host(void **state)
 {
@@ -664,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_dns),
 		cmocka_unit_test(test_siblings),
 		cmocka_unit_test(test_host_unreachable),
+		cmocka_unit_test(test_ipv6_dropped),
 		cmocka_unit_test(test_unresolvable_host),
 		cmocka_unit_test(test_range_taken),
 		cmocka_unit_test(test_teardown_and_restart),
