@@ -13,6 +13,7 @@
 #include "cfg.h"
 
 static const cyaml_strval_t type_names[] = { { "isolated", SBX_ISOLATED }, { "noop", SBX_NOOP } };
+static const cyaml_strval_t network_names[] = { { "none", NET_NONE }, { "egress", NET_EGRESS } };
 
 /* X(S, TYPE, name, default, lo, hi, extra, doc) */
 #define POOL_PROFILE_KEYS(X)                                                                                 \
@@ -42,7 +43,12 @@ static const cyaml_strval_t type_names[] = { { "isolated", SBX_ISOLATED }, { "no
 	  "sandboxes run as host uids uid_base .. uid_base+uid_count-1 (an unprivileged range)")             \
 	X(struct pool_profile_cfg, U32, uid_count, "50000", 1, 0xfffffffeu, NULL, "size of the uid range")   \
 	X(struct pool_profile_cfg, SEQ, env, NULL, 0, SBX_MAX_ENV - 1, &cfg_string_schema,                   \
-	  "NAME=value entries (default: PATH, HOME=/tmp, LANG=C.UTF-8)")
+	  "NAME=value entries (default: PATH, HOME=/tmp, LANG=C.UTF-8)")                                     \
+	X(struct pool_profile_cfg, ENUM, network, "none", NET_NONE, NET_EGRESS, network_names,               \
+	  "none: loopback only; egress: a routed veth reaching only the egress allowlist (docs/network.md)") \
+	X(struct pool_profile_cfg, SEQ, egress, NULL, 0, 4096, &cfg_string_schema,                           \
+	  "network: egress allowlist, entries CIDR[:PORT] or HOST:PORT, PORT N or LO-HI, optional /tcp "     \
+	  "or /udp (default both); hosts are resolved by the pool at start")
 
 static const struct cfg_key profile_keys[] = { POOL_PROFILE_KEYS(CFG_KEY_ROW) };
 static const cyaml_schema_field_t profile_fields[] = { POOL_PROFILE_KEYS(CFG_CYAML_FIELD) CYAML_FIELD_END };
@@ -72,6 +78,8 @@ static const cyaml_schema_value_t profile_schema = {
 	  "CURVE: this pool's secret key (Z85); the file must be readable by its owner only")             \
 	X(struct pool_cfg, SEQ, curve_allowed, NULL, 0, 4096, &cfg_string_schema,                         \
 	  "CURVE: the coordinators' public keys accepted")                                                \
+	X(struct pool_cfg, STR, egress_range, "10.250.0.0/16", 9, 18, NULL,                               \
+	  "private IPv4 range of network: egress sandboxes, a /31 each; disjoint per pool of a host")     \
 	X(struct pool_cfg, SEQ, profiles, NULL, 1, 64, &profile_schema, "environment profiles (see below)")
 
 static const struct cfg_key pool_keys[] = { POOL_KEYS(CFG_KEY_ROW) };
@@ -139,6 +147,16 @@ static int check_profile(struct pool_profile_cfg *p, unsigned i, const char *pat
 	if (p->type == SBX_ISOLATED && (stat(p->root, &st) < 0 || !S_ISDIR(st.st_mode)))
 		return cfg_fail(err, cap, path, "pool.profiles.root", i,
 				"profiles[%u] (%s): root '%s' is not a directory", i, p->name, p->root);
+	if (p->egress_count && p->network != NET_EGRESS)
+		return cfg_fail(err, cap, path, "pool.profiles.egress", i,
+				"profiles[%u] (%s): egress needs network: egress", i, p->name);
+	for (unsigned e = 0; e < p->egress_count; e++) {
+		struct net_rule r;
+		char host[256], why[200];
+		if (net_parse_entry(p->egress[e], &r, host, sizeof(host), why, sizeof(why)))
+			return cfg_fail(err, cap, path, "pool.profiles.egress", i,
+					"profiles[%u] (%s): egress[%u]: %s", i, p->name, e, why);
+	}
 	for (size_t e = 0; e < p->env_count; e++)
 		if (!strchr(p->env[e], '=') || p->env[e][0] == '=')
 			return cfg_fail(err, cap, path, "pool.profiles.env", i,
@@ -209,6 +227,11 @@ int pool_config_load(const char *path, struct pool_cfg **out, char *err, size_t 
 			     "pool.listen '%s' must be tcp://HOST:PORT or ipc://PATH", c->listen);
 	if (!r && c->curve_secret_key)
 		r = pool_config_check_private(path, err, errsz);
+	char why[200];
+	uint32_t base;
+	uint8_t prefix;
+	if (!r && net_parse_range(c->egress_range, &base, &prefix, why, sizeof(why)))
+		r = cfg_fail(err, errsz, path, "pool.egress_range", 0, "%s", why);
 	/* The file's real path, hidden in sandboxes. A config without one (a memfd) has
 	 * nothing a sandbox could open. */
 	if (!r)

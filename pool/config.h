@@ -20,6 +20,9 @@ struct pool_profile_cfg {
 	uint32_t uid_base, uid_count;
 	char **env;
 	unsigned env_count;
+	int network; /* enum net_mode */
+	char **egress;
+	unsigned egress_count;
 };
 
 struct pool_cfg {
@@ -33,6 +36,7 @@ struct pool_cfg {
 	char *curve_secret_key;
 	char **curve_allowed;
 	unsigned curve_allowed_count;
+	char *egress_range; /* addresses of network: egress sandboxes */
 	struct pool_profile_cfg *profiles;
 	unsigned profiles_count;
 	/* Filled by pool_config_load, not keys: */

@@ -213,6 +213,39 @@ static int setup_router(struct pool *p, char *err, size_t errsz)
 	return 0;
 }
 
+/* network: egress profiles: the range, the resolved allowlists and the nft table, before
+ * the zygote forks (it makes each sandbox's veth pair). */
+static int start_network(struct pool *p, char *err, size_t errsz)
+{
+	const struct pool_cfg *cfg = p->cfg;
+	bool any = false;
+	for (size_t i = 0; i < p->nprof; i++)
+		any |= cfg->profiles[i].network == NET_EGRESS && cfg->profiles[i].type == SBX_ISOLATED;
+	if (!any)
+		return 0;
+	struct net_profile_spec *specs = calloc(p->nprof, sizeof(*specs));
+	if (!specs)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nprof; i++) {
+		const struct pool_profile_cfg *c = &cfg->profiles[i];
+		specs[i] =
+		    (struct net_profile_spec){ c->name, c->type == SBX_ISOLATED ? c->network : NET_NONE,
+					       c->egress, c->egress_count };
+	}
+	char why[512];
+	int rc = net_sys_create(&p->rt.net, cfg->egress_range, specs, p->nprof, p->rt.host_netns, why,
+				sizeof(why));
+	free(specs);
+	if (rc) {
+		snprintf(err, errsz, "%s%s%s", cfg->source ? cfg->source : "", cfg->source ? ": " : "", why);
+		return rc;
+	}
+	for (size_t i = 0; i < p->nprof; i++)
+		p->prof[i].sp.net = net_sys_profile(p->rt.net, i);
+	RLOG(RLOG_INFO, "sandbox network", "range=%s table=%s", cfg->egress_range, net_sys_table(p->rt.net));
+	return 0;
+}
+
 int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t errsz)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -246,6 +279,8 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 		snprintf(err, errsz, "cannot hide %s from sandboxes: %s", cfg->source, rollout_strerror(rc));
 		goto fail;
 	}
+	if ((rc = start_network(p, err, errsz)))
+		goto fail;
 	int event_cpu = place(p);
 	struct sbx_profile *profs = calloc(p->nprof, sizeof(*profs));
 	if (!profs) {
@@ -355,6 +390,8 @@ void pool_destroy(struct pool *p)
 		}
 	acache_fini(&p->cache);
 	peer_free_all(p);
+	net_sys_destroy(p->rt.net); /* after the zygote: no sandbox uses it any more */
+	p->rt.net = NULL;
 	sbx_runtime_free(&p->rt);
 	free(p->build);
 	free(p->prof);

@@ -180,6 +180,8 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 		return -errno;
 	if ((rc = mask_files(rt, p)))
 		return rc;
+	if (p->net && (rc = net_bind_files(p->net, rt->empty, root)))
+		return rc;
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
 	if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
 	    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
@@ -423,6 +425,7 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 	out->pid = -1;
 	out->pidfd = -1;
 	out->fd = -1;
+	out->net_slot = -1;
 	snprintf(out->cgname, sizeof(out->cgname), "sbx-%llu", (unsigned long long)id);
 	out->uid = p->uid_base + (uint32_t)(rt->next_uid_slot++ % (p->uid_count ? p->uid_count : 1));
 
@@ -462,7 +465,16 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 			goto fail_fds;
 		}
 	}
+	/* An egress sandbox's namespace is given its veth before the child enters it. */
+	if (p->net && rt->net && rt->nnetns == 0)
+		sbx_netns_fill(rt, 1);
 	int netns = rt->nnetns > 0 ? rt->netns[--rt->nnetns] : -1;
+	if (p->net && rt->net && (netns < 0 || (rc = net_attach(rt->net, p->net, netns, &out->net_slot)))) {
+		rc = netns < 0 ? -EAGAIN : rc;
+		if (netns >= 0)
+			close(netns);
+		goto fail_fds;
+	}
 	struct child_arg arg = { rt, p, sv[1], netns, sync[0], out->uid, id };
 	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 	if (netns < 0)
@@ -549,6 +561,9 @@ void sbx_destroy(struct sbx_runtime *rt, struct sbx *s)
 	if (s->pidfd >= 0)
 		close(s->pidfd);
 	s->fd = s->pidfd = -1;
+	if (s->net_slot >= 0 && rt->net && s->profile)
+		net_detach(rt->net, s->profile->net, s->net_slot);
+	s->net_slot = -1;
 	if (rt->cgroups && s->cgname[0]) {
 		/* The namespace's other processes die asynchronously; the group can only go
 		 * once it is empty. */

@@ -1,9 +1,10 @@
 /* The sandbox runtime of rollout-pool. A sandbox is an init process in its own pid, mount,
  * ipc, uts and net namespaces (and a user namespace when the pool is not root), with a
- * read-only root, a size-capped tmpfs work area, its own /proc, loopback only, rlimits, a
- * cgroup, no capabilities, an unprivileged uid, no_new_privs and a seccomp filter. The pool
- * talks to the init over a stream socketpair carrying length-prefixed wire Messages: a
- * Request in, a Completion out (see sbx_init_main in init.c).
+ * read-only root, a size-capped tmpfs work area, its own /proc, loopback only (or a routed
+ * veth with an allowlist, net.h), rlimits, a cgroup, no capabilities, an unprivileged uid,
+ * no_new_privs and a seccomp filter. The pool talks to the init over a stream socketpair
+ * carrying length-prefixed wire Messages: a Request in, a Completion out (see sbx_init_main
+ * in init.c).
  *
  * The creating side never allocates between clone and the child's setup: the child of a
  * multithreaded pool (ZeroMQ runs threads) may only make system calls until it is on its own. */
@@ -17,6 +18,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "net.h"
 
 #define SBX_MAX_ENV     32
 #define SBX_NETNS_STOCK 256
@@ -44,7 +46,8 @@ struct sbx_profile {
 	uint32_t file_mb;        /* RLIMIT_FSIZE */
 	uint32_t uid_base;       /* sandboxes run as uid_base + slot (host uids, unprivileged) */
 	uint32_t uid_count;
-	const char *env[SBX_MAX_ENV]; /* "NAME=value", NULL-terminated */
+	const char *env[SBX_MAX_ENV];  /* "NAME=value", NULL-terminated */
+	const struct net_profile *net; /* network: egress (net.h); NULL: loopback only */
 };
 
 /* Process-wide state built once at pool start. */
@@ -69,7 +72,8 @@ struct sbx_runtime {
 	 * hold its CURVE secret): an empty read-only file is bound over each. */
 	char masks[SBX_MAX_MASKS][4096];
 	int nmasks;
-	char empty[280]; /* that empty file */
+	char empty[280];     /* that empty file */
+	struct net_sys *net; /* owned by the pool; NULL when no profile has network: egress */
 };
 
 struct sbx {
@@ -81,6 +85,7 @@ struct sbx {
 	uint32_t uid;    /* host uid the sandbox runs as */
 	char cgname[32]; /* cgroup name under the pool's group */
 	uint64_t oom_before;
+	int32_t net_slot; /* its veth pair's /31 slot, or -1 (net.h) */
 };
 
 /* Builds the seccomp program, finds cgroups, prepares the staging directory and reaps what

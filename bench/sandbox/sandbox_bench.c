@@ -1,5 +1,6 @@
 /* rollout-bench sandbox: what starting and using a sandbox costs. In one run: cold creation
  * with full isolation (the sandbox runtime in this process, as the pool's zygote runs it),
+ * the same with `network: egress` (a routed veth pair and the pool's nftables table),
  * bubblewrap starting `true` with all namespaces as the reference, a warm claim and an exec
  * of `true` through a real rollout-pool (ZeroMQ round trips), then density: N live
  * sandboxes and the memory each costs (PSS of its processes). Needs root. */
@@ -47,18 +48,27 @@ static void profile_defaults(struct sbx_profile *p)
 	p->env[0] = "PATH=/usr/bin:/bin";
 }
 
-static int cold_create(struct sbx_runtime *rt, const struct sbx_profile *p, int n, double *us)
+/* Cold creations with and without network: egress, alternating so that both see the same
+ * load on a shared machine; each egress sandbox must have its veth pair. */
+static int cold_create_pair(struct sbx_runtime *rt, const struct sbx_profile *none,
+			    const struct sbx_profile *egress, int n, double *us_none, double *us_egress,
+			    double *destroy_none, double *destroy_egress)
 {
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < 2 * n; i++) {
+		const struct sbx_profile *p = i % 2 ? egress : none;
 		struct sbx s;
 		uint64_t t0 = bench_now_ns();
 		int rc = sbx_create(rt, p, 1000000 + (uint64_t)i, &s);
-		us[i] = (double)(bench_now_ns() - t0) / 1000.0;
-		if (rc) {
-			fprintf(stderr, "rollout-bench sandbox: create: %s\n", strerror(-rc));
-			return rc;
+		(i % 2 ? us_egress : us_none)[i / 2] = (double)(bench_now_ns() - t0) / 1000.0;
+		if (rc || (p->net && s.net_slot < 0)) {
+			fprintf(stderr, "rollout-bench sandbox: create%s: %s\n", p->net ? " (egress)" : "",
+				rc ? strerror(-rc) : "no veth");
+			return rc ? rc : -EIO;
 		}
+		/* The zygote destroys too: what a teardown costs (the veth's removal included). */
+		t0 = bench_now_ns();
 		sbx_destroy(rt, &s);
+		(i % 2 ? destroy_egress : destroy_none)[i / 2] = (double)(bench_now_ns() - t0) / 1000.0;
 	}
 	return 0;
 }
@@ -313,16 +323,36 @@ static int sandbox_main(int argc, char **argv)
 	double *bp50 = calloc((size_t)runs, sizeof(double)), *ratio = calloc((size_t)runs, sizeof(double));
 	double *wp50 = calloc((size_t)runs, sizeof(double)), *ep50 = calloc((size_t)runs, sizeof(double));
 	double *tp50 = calloc((size_t)runs, sizeof(double));
-	double *lat = calloc((size_t)o.creates, sizeof(double));
+	double *np50 = calloc((size_t)runs, sizeof(double)), *nratio = calloc((size_t)runs, sizeof(double));
+	/* network: egress as a pool sets it up: its own range, one allowlisted destination. */
+	static char *const allow[] = { "198.51.100.0/24:443/tcp" };
+	struct net_profile_spec spec = { "bench-egress", NET_EGRESS, allow, 1 };
+	char nerr[512];
+	if ((rc = net_sys_create(&rt.net, "10.253.0.0/16", &spec, 1, rt.host_netns, nerr, sizeof(nerr)))) {
+		fprintf(stderr, "rollout-bench sandbox: network: %s\n", nerr);
+		return 1;
+	}
+	struct sbx_profile eprof = prof;
+	eprof.name = "bench-egress";
+	eprof.net = net_sys_profile(rt.net, 0);
+	double *lat = calloc((size_t)o.creates, sizeof(double)),
+	       *elat = calloc((size_t)o.creates, sizeof(double));
+	double *dlat = calloc((size_t)o.creates, sizeof(double)),
+	       *delat = calloc((size_t)o.creates, sizeof(double));
+	double *dp50 = calloc((size_t)runs, sizeof(double)), *dep50 = calloc((size_t)runs, sizeof(double));
 	bench_note("sandbox: cgroups %s; %d runs of %d creations and %d claims/execs",
 		   rt.cgroups ? "on" : "off", runs, o.creates, o.claims);
 	for (int i = 0; i < runs; i++) {
 		/* As in the pool: network namespaces come from a stock made while idle. */
-		sbx_netns_fill(&rt, o.creates);
-		if (cold_create(&rt, &prof, o.creates, lat))
+		sbx_netns_fill(&rt, 2 * o.creates);
+		if (cold_create_pair(&rt, &prof, &eprof, o.creates, lat, elat, dlat, delat))
 			return 1;
 		cp50[i] = bench_quantile(lat, (size_t)o.creates, 0.5);
 		cp99[i] = bench_quantile(lat, (size_t)o.creates, 0.99);
+		np50[i] = bench_quantile(elat, (size_t)o.creates, 0.5);
+		nratio[i] = np50[i] / cp50[i];
+		dp50[i] = bench_quantile(dlat, (size_t)o.creates, 0.5);
+		dep50[i] = bench_quantile(delat, (size_t)o.creates, 0.5);
 		int nb = o.creates / 4 > 10 ? o.creates / 4 : 10;
 		if (bwrap_runs(nb, lat))
 			return 1;
@@ -336,14 +366,18 @@ static int sandbox_main(int argc, char **argv)
 		wp50[i] = pn.claim_p50;
 		ep50[i] = pn.exec_p50;
 		tp50[i] = pn.rtt_p50;
-		bench_note("run %d/%d: cold create p50 %.0f us p99 %.0f us; bwrap true p50 %.0f us (%.1fx); "
+		bench_note("run %d/%d: cold create p50 %.0f us p99 %.0f us; with egress p50 %.0f us (%.2fx); "
+			   "bwrap true p50 %.0f us (%.1fx); "
 			   "warm claim p50 %.0f us (transport round trip %.0f us); exec true p50 %.0f us",
-			   i + 1, runs, cp50[i], cp99[i], bp50[i], ratio[i], wp50[i], tp50[i], ep50[i]);
+			   i + 1, runs, cp50[i], cp99[i], np50[i], nratio[i], bp50[i], ratio[i], wp50[i],
+			   tp50[i], ep50[i]);
 	}
 	double pss = 0;
 	int live = density(&rt, &prof, o.count, &pss);
 	bench_note("density: %d live sandboxes, %.0f KiB PSS each", live, pss);
 	cg_fini(&rt.cg);
+	net_sys_destroy(rt.net);
+	rt.net = NULL;
 	sbx_runtime_free(&rt);
 	if (json) {
 		bench_json_begin();
@@ -353,6 +387,10 @@ static int sandbox_main(int argc, char **argv)
 		bench_json_num("transport_rtt_p50_us", bench_quantile(tp50, (size_t)runs, 0.5));
 		bench_json_num("cold_create_p50_us", bench_quantile(cp50, (size_t)runs, 0.5));
 		bench_json_num("cold_create_p99_us", bench_quantile(cp99, (size_t)runs, 0.5));
+		bench_json_num("cold_create_egress_p50_us", bench_quantile(np50, (size_t)runs, 0.5));
+		bench_json_num("ratio_egress_vs_none", bench_quantile(nratio, (size_t)runs, 0.5));
+		bench_json_num("destroy_p50_us", bench_quantile(dp50, (size_t)runs, 0.5));
+		bench_json_num("destroy_egress_p50_us", bench_quantile(dep50, (size_t)runs, 0.5));
 		bench_json_num("exec_true_p50_us", bench_quantile(ep50, (size_t)runs, 0.5));
 		bench_json_num("bwrap_true_p50_us", bench_quantile(bp50, (size_t)runs, 0.5));
 		bench_json_num("ratio_cold_vs_bwrap", bench_quantile(ratio, (size_t)runs, 0.5));
@@ -360,12 +398,14 @@ static int sandbox_main(int argc, char **argv)
 		bench_json_num("pss_per_sandbox_kib", pss);
 		bench_json_end();
 	} else {
-		printf("cold create p50 %.0f us (%.1fx faster than bwrap), warm claim p50 %.0f us, exec true "
-		       "p50 %.0f us, "
-		       "%d live at %.0f KiB PSS\n",
-		       bench_quantile(cp50, (size_t)runs, 0.5), bench_quantile(ratio, (size_t)runs, 0.5),
-		       bench_quantile(wp50, (size_t)runs, 0.5), bench_quantile(ep50, (size_t)runs, 0.5), live,
-		       pss);
+		printf(
+		    "cold create p50 %.0f us (%.1fx faster than bwrap; %.0f us with network: egress, %.2fx), "
+		    "warm claim p50 %.0f us, exec true p50 %.0f us, "
+		    "%d live at %.0f KiB PSS\n",
+		    bench_quantile(cp50, (size_t)runs, 0.5), bench_quantile(ratio, (size_t)runs, 0.5),
+		    bench_quantile(np50, (size_t)runs, 0.5), bench_quantile(nratio, (size_t)runs, 0.5),
+		    bench_quantile(wp50, (size_t)runs, 0.5), bench_quantile(ep50, (size_t)runs, 0.5), live,
+		    pss);
 	}
 	return live == o.count ? 0 : 1;
 }

@@ -224,9 +224,10 @@ def main():
             "libhogweed6", "libgmp10", "libp11-kit0", "libffi8", "libsystemd0", "liblzma5", "libzstd1",
             "liblz4-1", "libgcrypt20", "libgpg-error0", "libcap2", "libbsd0", "libmd0", "libsodium23",
             "libpgm-5.3-0", "libnorm1", "libudev1", "libyaml-0-2", "libxml2", "libicu72", "libpciaccess0",
-            "libtinfo6", "libselinux1", "libpcre2-8-0", "zlib1g", "libbrotli1", "libcrypt1"}
+            "libtinfo6", "libselinux1", "libpcre2-8-0", "zlib1g", "libbrotli1", "libcrypt1",
+            "libjansson4", "libmnl0", "libnftnl11", "libxtables12"}
     # Direct dependencies we name; the rest come with them (apt resolves) or with the base image.
-    direct = {"libcyaml1", "libhwloc15", "libmicrohttpd12", "libnuma1", "libseccomp2", "libzmq5"}
+    direct = {"libcyaml1", "libhwloc15", "libmicrohttpd12", "libnftables1", "libnuma1", "libseccomp2", "libzmq5"}
     missing = sorted((need - base) - pkgs)
     check(need and not missing, "Containerfile runtime packages provide the daemons' libraries (%s missing; needs %s)"
           % (", ".join(missing) or "none", ", ".join(sorted(need))))

@@ -62,6 +62,46 @@ check bad-type-name "Invalid" 'pool:
 check alias "aliases are not accepted" 'pool:
   profiles: [&p {name: a}, *p]
 '
+# network: egress allowlists and the address range: each bad entry is named by key and index.
+check egress-bad-cidr ":3: pool.profiles.egress: profiles[0] (a): egress[1]: bad CIDR prefix '/33'" 'pool:
+  profiles:
+    - {name: a, network: egress, egress: ["10.1.0.0/16", "10.0.0.0/33"]}
+'
+check egress-host-bits "egress[0]: bad CIDR '10.0.0.1/8': host bits set" 'pool:
+  profiles: [{name: a, network: egress, egress: ["10.0.0.1/8"]}]
+'
+check egress-bad-port "egress[0]: bad port in '1.2.3.4:70000'" 'pool:
+  profiles: [{name: a, network: egress, egress: ["1.2.3.4:70000"]}]
+'
+check egress-port-zero "egress[0]: bad port in 'pypi.org:0/tcp'" 'pool:
+  profiles: [{name: a, network: egress, egress: ["pypi.org:0/tcp"]}]
+'
+check egress-bad-range "egress[0]: bad port range" 'pool:
+  profiles: [{name: a, network: egress, egress: ["1.2.3.4:90-80"]}]
+'
+check egress-host-no-port "egress[0]: 'pypi.org': a host name needs a port" 'pool:
+  profiles: [{name: a, network: egress, egress: ["pypi.org"]}]
+'
+check egress-ipv6 "IPv6 destinations are not supported" 'pool:
+  profiles: [{name: a, network: egress, egress: ["[2001:db8::1]:443"]}]
+'
+check egress-bad-address "is not an IPv4 address" 'pool:
+  profiles: [{name: a, network: egress, egress: ["300.1.2.3:80"]}]
+'
+check egress-without-network "egress needs network: egress" 'pool:
+  profiles: [{name: a, egress: ["10.0.0.0/8"]}]
+'
+check bad-network-mode "Invalid" 'pool:
+  profiles: [{name: a, network: bridge}]
+'
+check egress-range-public "pool.egress_range: '8.8.0.0/16' is not inside a private range" 'pool:
+  egress_range: 8.8.0.0/16
+  profiles: [{name: a}]
+'
+check egress-range-small "pool.egress_range: '10.1.2.0/30': the prefix must be /8 .. /28" 'pool:
+  egress_range: 10.1.2.0/30
+  profiles: [{name: a}]
+'
 # A secret key in a file other users can read (0644 in a directory they can enter):
 # refused, whatever else is right; the same file at 0600 is fine.
 chmod 755 "$dir"
@@ -77,7 +117,8 @@ out=$("$bin" --check-config "$dir/readable-secret.yaml" 2>&1) && echo "ok   priv
 ref=$("$bin" --config-reference)
 for k in pool.identity pool.listen pool.metrics pool.cgroup pool.lease_ms pool.max_inflight pool.result_cache_s \
 	pool.max_message_mb pool.create_timeout_ms pool.curve_secret_key pool.curve_allowed pool.profiles \
-	"pool.profiles[].name" "pool.profiles[].warm" "pool.profiles[].uid_count" "pool.profiles[].env"; do
+	"pool.profiles[].name" "pool.profiles[].warm" "pool.profiles[].uid_count" "pool.profiles[].env" \
+	pool.egress_range "pool.profiles[].network" "pool.profiles[].egress"; do
 	case "$ref" in *"\`$k\`"*) ;; *) echo "FAIL reference lacks $k"; fails=$((fails + 1)) ;; esac
 done
 out=$("$bin" --check-config "$dir" 2>&1); rc=$?
