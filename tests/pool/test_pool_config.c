@@ -52,7 +52,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->profiles_count, 2);
 	const struct pool_profile_cfg *p = &c->profiles[0];
 	assert_int_equal(p->type, SBX_ISOLATED);
-	assert_string_equal(p->root, "/");
+	assert_string_equal(p->root, "system");
 	assert_string_equal(p->hostname, "sandbox");
 	assert_int_equal(p->warm, 0);
 	assert_int_equal(p->max, 256);
