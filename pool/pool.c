@@ -111,8 +111,12 @@ static void tick(void *arg, uint64_t now)
 	proto_tick(p, now);
 	uint32_t warm = 0, leased = 0;
 	for (size_t i = 0; i < p->nprof; i++) {
-		warm += p->prof[i].warm;
-		leased += p->prof[i].leased;
+		struct profile_state *ps = &p->prof[i];
+		warm += ps->warm;
+		leased += ps->leased;
+		uint32_t taken = ps->leased + ps->waiting;
+		pool_metrics_profile(p->m, i, ps->sp.name, ps->sp.type == SBX_NOOP, ps->warm, ps->leased,
+				     taken < ps->sp.max ? ps->sp.max - taken : 0);
 	}
 	pool_metrics_gauges(p->m, warm, leased, p->inflight, p->npeers);
 }
