@@ -22,6 +22,7 @@ rolloutd:
 pool:
   listen: tcp://127.0.0.1:$port
   cgroup: rollout-trainers-$me
+  metrics: 127.0.0.1:$((port + 2))
   profiles:
     - {name: default, warm: 64, max: 512, memory_mb: 256, pids: 64}
     - {name: noop, type: noop, max: 100000}
@@ -63,5 +64,10 @@ status=$("$bin/client/rolloutctl" status --config "$cfg")
 echo "$status" | grep -q "completions" && echo "ok   rolloutctl status --config" || { echo "FAIL rolloutctl status: $status"; fails=$((fails + 1)); }
 free=$(echo "$status" | sed -n 's/.*pool capacity *\([0-9]*\) free.*/\1/p')
 [ -n "$free" ] && [ "$free" -le 512 ] && echo "ok   rolloutctl status: $free free sandboxes (the noop profile's 100000 not counted)" || { echo "FAIL rolloutctl status counts noop capacity: $status"; fails=$((fails + 1)); }
+# The pool's per-profile series carry the profile and its type.
+pm=$(/usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "http://127.0.0.1:$((port + 2))/metrics")
+echo "$pm" | grep -q '^rollout_pool_profile_free_sandboxes{profile="default",type="isolated"} ' &&
+  echo "$pm" | grep -q '^rollout_pool_profile_warm_sandboxes{profile="noop",type="noop"} 0' &&
+  echo "ok   rollout-pool: per-profile metrics labelled by profile and type" || { echo "FAIL rollout-pool per-profile metrics: $(echo "$pm" | grep profile_)"; fails=$((fails + 1)); }
 echo "$fails failed"
 [ $fails -eq 0 ]
