@@ -68,6 +68,7 @@ free=$(echo "$status" | sed -n 's/.*pool capacity *\([0-9]*\) free.*/\1/p')
 pm=$(/usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "http://127.0.0.1:$((port + 2))/metrics")
 echo "$pm" | grep -q '^rollout_pool_profile_free_sandboxes{profile="default",type="isolated"} ' &&
   echo "$pm" | grep -q '^rollout_pool_profile_warm_sandboxes{profile="noop",type="noop"} 0' &&
-  echo "ok   rollout-pool: per-profile metrics labelled by profile and type" || { echo "FAIL rollout-pool per-profile metrics: $(echo "$pm" | grep profile_)"; fails=$((fails + 1)); }
+  echo "$pm" | grep -q '^rollout_build_info{version="' &&
+  echo "ok   rollout-pool: per-profile metrics labelled by profile and type, rollout_build_info" || { echo "FAIL rollout-pool per-profile metrics: $(echo "$pm" | grep profile_)"; fails=$((fails + 1)); }
 echo "$fails failed"
 [ $fails -eq 0 ]
