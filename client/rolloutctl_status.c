@@ -1,6 +1,9 @@
 /* rolloutctl status: what rolloutd is doing, read from its /metrics endpoint.
- *   rolloutctl status [--metrics HOST:PORT]      (default 127.0.0.1:9310) */
+ *   rolloutctl status [--metrics HOST:PORT | --config FILE]
+ * The address: --metrics, else rolloutd.metrics of --config FILE, else 127.0.0.1:9310 (what
+ * configs/local.yaml sets). Free sandboxes leave out noop profiles (none behind them). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,21 +83,42 @@ static double sum(const char *text, const char *name, const char *match)
 int rolloutctl_status(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1:9310";
-	static const struct option lo[] = { { "metrics", required_argument, NULL, 'm' }, { 0 } };
+	char sock[108] = "", from_config[64] = "";
+	static const struct option lo[] = { { "metrics", required_argument, NULL, 'm' },
+					    { "config", required_argument, NULL, 'c' },
+					    { 0 } };
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:", lo, NULL)) != -1) {
-		if (ch != 'm') {
-			fprintf(stderr, "usage: rolloutctl status [--metrics HOST:PORT]\n");
+	while ((ch = getopt_long(argc, argv, "m:c:", lo, NULL)) != -1) {
+		if (ch == 'm') {
+			addr = optarg;
+		} else if (ch == 'c') {
+			int rc =
+			    rolloutctl_config(optarg, sock, sizeof(sock), from_config, sizeof(from_config));
+			if (rc) {
+				fprintf(stderr, "rolloutctl status: cannot read %s: %s\n", optarg,
+					strerror(-rc));
+				return 2;
+			}
+			if (!from_config[0]) {
+				fprintf(
+				    stderr,
+				    "rolloutctl status: %s sets no rolloutd.metrics: rolloutd serves none\n",
+				    optarg);
+				return 1;
+			}
+			addr = from_config;
+		} else {
+			fprintf(stderr, "usage: rolloutctl status [--metrics HOST:PORT | --config FILE]\n");
 			return 2;
 		}
-		addr = optarg;
 	}
 	char *text = fetch(addr);
 	if (!text || !strstr(text, "rolloutd_")) {
 		fprintf(stderr,
 			"rolloutctl status: no rolloutd metrics at http://%s/metrics (is rolloutd running "
-			"with rolloutd.metrics set?)\n",
+			"with rolloutd.metrics set? choose the address with --metrics HOST:PORT or --config "
+			"FILE)\n",
 			addr);
 		free(text);
 		return 1;
@@ -118,7 +142,7 @@ int rolloutctl_status(int argc, char **argv)
 	printf("  requests in flight  %.0f (opens waiting for capacity: %.0f)\n",
 	       sum(text, "rolloutd_inflight", NULL), sum(text, "rolloutd_open_queue", NULL));
 	printf("  pool links up       %.0f\n", sum(text, "rolloutd_pool_up", NULL));
-	printf("  pool capacity       %.0f free sandboxes, %.0f credits\n",
+	printf("  pool capacity       %.0f free sandboxes (noop profiles left out), %.0f credits\n",
 	       sum(text, "rolloutd_pool_free_sandboxes", NULL), sum(text, "rolloutd_pool_credits", NULL));
 	printf("  rates               %.0f requests/s, %.0f completions/s (last second)\n", dt_req, dt_done);
 	printf("  requests            %.0f\n", sum(text, "rolloutd_requests_total", NULL));

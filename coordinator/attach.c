@@ -251,6 +251,20 @@ int attach_open(struct attach **out, const struct rd_cfg *cfg, uint64_t epoch, c
 		snprintf(err, errsz, "socket: %s", strerror(errno));
 		goto fail;
 	}
+	/* The socket's own directory (/run/rolloutd of the default) is made when missing; a
+	 * service manager's RuntimeDirectory= makes it first, with its owner and mode. */
+	char dir[sizeof(sa.sun_path)];
+	snprintf(dir, sizeof(dir), "%s", cfg->socket);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			rc = -errno;
+			snprintf(err, errsz, "cannot make the socket's directory %s: %s", dir,
+				 strerror(errno));
+			goto fail;
+		}
+	}
 	struct stat st;
 	if (lstat(cfg->socket, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {

@@ -27,7 +27,7 @@ static const cyaml_schema_value_t gpu_schema = { CYAML_VALUE_MAPPING(CYAML_FLAG_
 								     gpu_fields) };
 
 #define RD_KEYS(X, S)                                                                                        \
-	X(S, STR, socket, "/run/rolloutd.sock", 1, 107, NULL,                                                \
+	X(S, STR, socket, "/run/rolloutd/rolloutd.sock", 1, 107, NULL,                                       \
 	  "attach socket trainers (librollout) connect to")                                                  \
 	X(S, STR, metrics, NULL, 3, 64, NULL, "HOST:PORT of /metrics and /healthz; absent: not served")      \
 	X(S, STR, identity, "rolloutd", 1, 128, NULL, "name given to pools (logs, routing ids)")             \

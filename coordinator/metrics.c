@@ -157,8 +157,8 @@ char *rd_metrics_render(struct rd_metrics *m, size_t *len)
 	per_pool(&o, m, "rolloutd_pool_up", "Whether a pool link answers (1) or is down (0).", m->pool_up);
 	per_pool(&o, m, "rolloutd_pool_credits",
 		 "Requests a pool link may still take (its max_inflight minus in flight).", m->pool_credits);
-	per_pool(&o, m, "rolloutd_pool_free_sandboxes", "Free sandboxes a pool reports, all profiles.",
-		 m->pool_free);
+	per_pool(&o, m, "rolloutd_pool_free_sandboxes",
+		 "Free sandboxes a pool reports, its noop profiles left out.", m->pool_free);
 	prom_head(&o, "rolloutd_ring_pending_bytes", "gauge",
 		  "Bytes waiting in the shard's submission rings.");
 	for (uint32_t s = 0; s < m->nshards; s++)

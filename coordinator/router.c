@@ -237,6 +237,7 @@ static void apply_capacity(struct rt_pool *p, fb_tabvec_t v)
 		p->prof[p->nprof].free = rw_ProfileCapacity_free(pc);
 		p->prof[p->nprof].warm = rw_ProfileCapacity_warm(pc);
 		p->prof[p->nprof].total = rw_ProfileCapacity_total(pc);
+		p->prof[p->nprof].noop = rw_ProfileCapacity_noop(pc);
 		p->nprof++;
 	}
 }

@@ -32,6 +32,7 @@ struct rt_pool {
 	struct {
 		char name[64];
 		uint32_t free, warm, total;
+		bool noop; /* no sandboxes behind the counts: not capacity a person would count */
 	} prof[ROUTER_MAX_PROFILE];
 	int nprof;
 };

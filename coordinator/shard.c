@@ -353,7 +353,7 @@ static void tick(void *arg, uint64_t now)
 		struct rt_pool *rp = router_pool(s->router, i);
 		uint32_t free_sb = 0;
 		for (int k = 0; k < rp->nprof; k++)
-			free_sb += rp->prof[k].free;
+			free_sb += rp->prof[k].noop ? 0 : rp->prof[k].free;
 		rd_metrics_pool(s->m, s->idx, i, rp->up, rp->credits, free_sb);
 	}
 }

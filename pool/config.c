@@ -20,8 +20,8 @@ static const cyaml_strval_t network_names[] = { { "none", NET_NONE }, { "egress"
 	X(struct pool_profile_cfg, STR, name, NULL, 1, 64, NULL, "what Open.profile names (required)")       \
 	X(struct pool_profile_cfg, ENUM, type, "isolated", SBX_ISOLATED, SBX_NOOP, type_names,               \
 	  "isolated: a full sandbox; noop: exec answers OK at once without a process")                       \
-	X(struct pool_profile_cfg, STR, root, "/", 1, 4096, NULL,                                            \
-	  "read-only root: the host's / or an image dir")                                                    \
+	X(struct pool_profile_cfg, STR, root, SBX_ROOT_SYSTEM, 1, 4096, NULL,                                \
+	  "read-only root: system (the host's /usr, /lib*, /etc on an empty root), / or an image dir")       \
 	X(struct pool_profile_cfg, STR, hostname, "sandbox", 1, 64, NULL, "hostname inside the sandbox")     \
 	X(struct pool_profile_cfg, U32, warm, NULL, 0, 1000000, NULL, "sandboxes kept ready to claim")       \
 	X(struct pool_profile_cfg, U32, max, "256", 1, 1000000, NULL, "sandboxes of this profile at most")   \
@@ -144,7 +144,8 @@ static int check_profile(struct pool_profile_cfg *p, unsigned i, const char *pat
 		return cfg_fail(err, cap, path, "pool.profiles.uid_base", i,
 				"profiles[%u] (%s): uid_base must be an unprivileged range", i, p->name);
 	struct stat st;
-	if (p->type == SBX_ISOLATED && (stat(p->root, &st) < 0 || !S_ISDIR(st.st_mode)))
+	if (p->type == SBX_ISOLATED && strcmp(p->root, SBX_ROOT_SYSTEM) != 0 &&
+	    (stat(p->root, &st) < 0 || !S_ISDIR(st.st_mode)))
 		return cfg_fail(err, cap, path, "pool.profiles.root", i,
 				"profiles[%u] (%s): root '%s' is not a directory", i, p->name, p->root);
 	if (p->egress_count && p->network != NET_EGRESS)

@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,59 @@ struct pool_metrics {
 	int64_t sandboxes;
 	uint64_t warm, leased, inflight, coordinators;
 	struct prom_hist create, exec;
+	/* Per profile: name set once (before nprof covers it, with release), values relaxed. */
+	struct {
+		const char *name;
+		bool noop;
+		uint64_t warm, leased, free;
+	} prof[POOL_METRICS_PROFILES];
+	size_t nprof;
 };
+
+void pool_metrics_profile(struct pool_metrics *m, size_t i, const char *name, bool noop, uint32_t warm,
+			  uint32_t leased, uint32_t free)
+{
+	if (!m || i >= POOL_METRICS_PROFILES)
+		return;
+	if (i >= __atomic_load_n(&m->nprof, __ATOMIC_ACQUIRE)) {
+		m->prof[i].name = name;
+		m->prof[i].noop = noop;
+		__atomic_store_n(&m->nprof, i + 1, __ATOMIC_RELEASE);
+	}
+	PROM_SET(m->prof[i].warm, warm);
+	PROM_SET(m->prof[i].leased, leased);
+	PROM_SET(m->prof[i].free, free);
+}
+
+/* A label value as the exposition format wants it: \\, \" and \n escaped. */
+static const char *label_esc(char *out, size_t cap, const char *s)
+{
+	size_t n = 0;
+	for (; *s && n + 3 < cap; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n') {
+			out[n++] = '\\';
+			out[n++] = *s == '\n' ? 'n' : *s;
+		} else {
+			out[n++] = *s;
+		}
+	}
+	out[n] = 0;
+	return out;
+}
+
+static void per_profile(struct prom_out *o, struct pool_metrics *m, const char *name, const char *help,
+			size_t field)
+{
+	prom_head(o, name, "gauge", help);
+	size_t n = __atomic_load_n(&m->nprof, __ATOMIC_ACQUIRE);
+	char esc[200];
+	for (size_t i = 0; i < n; i++) {
+		const uint64_t *v = (const uint64_t *)((const char *)&m->prof[i] + field);
+		prom_printf(o, "%s{profile=\"%s\",type=\"%s\"} %llu\n", name,
+			    label_esc(esc, sizeof(esc), m->prof[i].name),
+			    m->prof[i].noop ? "noop" : "isolated", (unsigned long long)PROM_GET(*v));
+	}
+}
 
 void pool_metrics_completion(struct pool_metrics *m, int status)
 {
@@ -154,6 +207,15 @@ char *pool_metrics_render(struct pool_metrics *m, size_t *len)
 	       PROM_GET(m->inflight));
 	scalar(&o, "rollout_pool_coordinators", "gauge", "Coordinator connections the pool keeps state for.",
 	       PROM_GET(m->coordinators));
+	per_profile(&o, m, "rollout_pool_profile_warm_sandboxes", "Sandboxes ready to claim, per profile.",
+		    offsetof(__typeof__(m->prof[0]), warm));
+	per_profile(&o, m, "rollout_pool_profile_leased_sandboxes",
+		    "Sandboxes owned by a coordinator, per profile.",
+		    offsetof(__typeof__(m->prof[0]), leased));
+	per_profile(&o, m, "rollout_pool_profile_free_sandboxes",
+		    "Sandboxes the profile may still give out (max minus leased and waiting), per profile; "
+		    "type=\"noop\" has no sandbox behind it.",
+		    offsetof(__typeof__(m->prof[0]), free));
 	prom_head(&o, "rollout_pool_sandbox_create_seconds", "histogram",
 		  "Time to create a sandbox with full isolation.");
 	prom_hist_series(&o, "rollout_pool_sandbox_create_seconds", "", &m->create);

@@ -35,5 +35,10 @@ void pool_metrics_create_ns(struct pool_metrics *m, uint64_t ns);
 void pool_metrics_exec_ns(struct pool_metrics *m, uint64_t ns);
 void pool_metrics_gauges(struct pool_metrics *m, uint32_t warm, uint32_t leased, uint32_t inflight,
 			 uint32_t coordinators);
+/* Profile i (below POOL_METRICS_PROFILES; others are not shown) by name, the label of its
+ * series: name must outlive the metrics; noop profiles have no sandboxes behind their counts. */
+#define POOL_METRICS_PROFILES 64
+void pool_metrics_profile(struct pool_metrics *m, size_t i, const char *name, bool noop, uint32_t warm,
+			  uint32_t leased, uint32_t free);
 
 #endif

@@ -111,8 +111,12 @@ static void tick(void *arg, uint64_t now)
 	proto_tick(p, now);
 	uint32_t warm = 0, leased = 0;
 	for (size_t i = 0; i < p->nprof; i++) {
-		warm += p->prof[i].warm;
-		leased += p->prof[i].leased;
+		struct profile_state *ps = &p->prof[i];
+		warm += ps->warm;
+		leased += ps->leased;
+		uint32_t taken = ps->leased + ps->waiting;
+		pool_metrics_profile(p->m, i, ps->sp.name, ps->sp.type == SBX_NOOP, ps->warm, ps->leased,
+				     taken < ps->sp.max ? ps->sp.max - taken : 0);
 	}
 	pool_metrics_gauges(p->m, warm, leased, p->inflight, p->npeers);
 }
@@ -246,6 +250,32 @@ static int start_network(struct pool *p, char *err, size_t errsz)
 	return 0;
 }
 
+/* Profiles with root: system share one tree, built here before the zygote forks (it and
+ * every sandbox inherit it). The directory of the config is hidden with the config. */
+static int system_root(struct pool *p, char *err, size_t errsz)
+{
+	bool any = false;
+	for (size_t i = 0; i < p->nprof; i++)
+		any |= p->prof[i].sp.type == SBX_ISOLATED && sbx_profile_system(&p->prof[i].sp);
+	if (!any)
+		return 0;
+	int rc;
+	if (p->cfg->source) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s", p->cfg->source);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir)
+			*slash = 0;
+		if ((rc = sbx_runtime_hide(&p->rt, dir))) {
+			snprintf(err, errsz, "cannot hide %s from sandboxes: %s", dir, rollout_strerror(rc));
+			return rc;
+		}
+	}
+	if ((rc = sbx_runtime_system_root(&p->rt)))
+		snprintf(err, errsz, "system root of the sandboxes: %s", rollout_strerror(rc));
+	return rc;
+}
+
 int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t errsz)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -279,7 +309,7 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 		snprintf(err, errsz, "cannot hide %s from sandboxes: %s", cfg->source, rollout_strerror(rc));
 		goto fail;
 	}
-	if ((rc = start_network(p, err, errsz)))
+	if ((rc = system_root(p, err, errsz)) || (rc = start_network(p, err, errsz)))
 		goto fail;
 	int event_cpu = place(p);
 	struct sbx_profile *profs = calloc(p->nprof, sizeof(*profs));

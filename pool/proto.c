@@ -69,6 +69,7 @@ void proto_send_capacity(struct pool *p, struct peer *only, bool hello)
 		rw_ProfileCapacity_add_total(b, ps->sp.max);
 		rw_ProfileCapacity_add_free(b, taken < ps->sp.max ? ps->sp.max - taken : 0);
 		rw_ProfileCapacity_add_warm(b, ps->warm);
+		rw_ProfileCapacity_add_noop(b, ps->sp.type == SBX_NOOP);
 		caps[i] = rw_ProfileCapacity_end(b);
 	}
 	fb_ref_t vec = fb_create_vec_ref(b, caps, n);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/mount.h>
@@ -126,6 +127,150 @@ static int mask_files(const struct sbx_runtime *rt, const struct sbx_profile *p)
 	return 0;
 }
 
+bool sbx_profile_system(const struct sbx_profile *p)
+{
+	return p->root && strcmp(p->root, SBX_ROOT_SYSTEM) == 0;
+}
+
+int sbx_runtime_hide(struct sbx_runtime *rt, const char *dir)
+{
+	char real[PATH_MAX];
+	if (!dir || dir[0] != '/')
+		return -EINVAL;
+	if (rt->nhidden >= SBX_MAX_HIDDEN)
+		return -ENOSPC;
+	if (!realpath(dir, real))
+		return -errno;
+	if (strlen(real) >= sizeof(rt->hidden[0]))
+		return -EINVAL;
+	snprintf(rt->hidden[rt->nhidden++], sizeof(rt->hidden[0]), "%s", real);
+	return 0;
+}
+
+/* What an SBX_ROOT_SYSTEM sandbox gets of the host: these, bound read-only (or copied when
+ * they are symlinks: /bin -> usr/bin on a merged /usr). Nothing else of the host. */
+static const char *const system_dirs[] = { "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc" };
+/* Empty directories: mount points of the sandbox's own /tmp, /dev, /proc, /run and /sys, and
+ * the places programs expect to exist, with nothing of the host's in them. */
+static const char *const empty_dirs[] = { "tmp",  "dev", "proc", "run", "sys", "root",
+					  "home", "var", "srv",  "opt", "mnt", "media" };
+/* Secrets of /etc, covered whatever their mode says. */
+static const char *const etc_secrets[] = { "/etc/shadow",
+					   "/etc/shadow-",
+					   "/etc/gshadow",
+					   "/etc/gshadow-",
+					   "/etc/ssh/ssh_host_rsa_key",
+					   "/etc/ssh/ssh_host_dsa_key",
+					   "/etc/ssh/ssh_host_ecdsa_key",
+					   "/etc/ssh/ssh_host_ed25519_key" };
+/* Directories of /etc seen empty: the daemons' configuration, TLS private keys. */
+static const char *const etc_hidden[] = { "/etc/rolloutd", "/etc/ssl/private" };
+
+/* Covers host path `path` in the tree at `tree`: the empty file over a file, an empty
+ * read-only tmpfs over a directory. Paths that are not in the tree (outside the bound
+ * directories) and symlinks (which could lead out of the tree) are left alone. */
+static int cover(const struct sbx_runtime *rt, const char *tree, const char *path, bool dir)
+{
+	char real[PATH_MAX], dst[PATH_MAX + 300];
+	if (!realpath(path, real))
+		return 0;
+	snprintf(dst, sizeof(dst), "%s%s", tree, real);
+	struct stat st;
+	if (lstat(dst, &st) < 0 || S_ISLNK(st.st_mode) || (bool)S_ISDIR(st.st_mode) != dir)
+		return 0;
+	if (dir)
+		return mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			     "size=4k,mode=0755") < 0
+			   ? -errno
+			   : 0;
+	if (mount(rt->empty, dst, NULL, MS_BIND, NULL) < 0)
+		return -errno;
+	return mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		     NULL) < 0
+		   ? -errno
+		   : 0;
+}
+
+/* Builds the SBX_ROOT_SYSTEM tree on the directory `tree`, in the caller's mount namespace:
+ * a small tmpfs holding the system directories' binds and empty directories, the secrets
+ * and hidden directories covered, everything read-only. Runs in the pool, or in a sandbox's
+ * child when the pool is not root. */
+static int build_system_tree(const struct sbx_runtime *rt, const char *tree)
+{
+	char src[64], dst[512], link[256];
+	struct stat st;
+	if (mount("tmpfs", tree, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof(system_dirs) / sizeof(system_dirs[0]); i++) {
+		snprintf(src, sizeof(src), "/%s", system_dirs[i]);
+		snprintf(dst, sizeof(dst), "%s/%s", tree, system_dirs[i]);
+		if (lstat(src, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t n = readlink(src, link, sizeof(link) - 1);
+			if (n < 0)
+				return -errno;
+			link[n] = 0;
+			if (symlink(link, dst) < 0)
+				return -errno;
+		} else if (S_ISDIR(st.st_mode)) {
+			if (mkdir(dst, 0755) < 0 || mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+				return -errno;
+		}
+	}
+	for (size_t i = 0; i < sizeof(empty_dirs) / sizeof(empty_dirs[0]); i++) {
+		snprintf(dst, sizeof(dst), "%s/%s", tree, empty_dirs[i]);
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	snprintf(dst, sizeof(dst), "%s/var/tmp", tree);
+	if (symlink("../tmp", dst) < 0)
+		return -errno;
+	int rc;
+	for (size_t i = 0; i < sizeof(etc_secrets) / sizeof(etc_secrets[0]); i++)
+		if ((rc = cover(rt, tree, etc_secrets[i], false)))
+			return rc;
+	for (int i = 0; i < rt->nmasks; i++)
+		if ((rc = cover(rt, tree, rt->masks[i], false)))
+			return rc;
+	for (size_t i = 0; i < sizeof(etc_hidden) / sizeof(etc_hidden[0]); i++)
+		if ((rc = cover(rt, tree, etc_hidden[i], true)))
+			return rc;
+	for (int i = 0; i < rt->nhidden; i++)
+		if ((rc = cover(rt, tree, rt->hidden[i], true)))
+			return rc;
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	if (syscall(SYS_mount_setattr, AT_FDCWD, tree, AT_RECURSIVE, &ro, sizeof(ro)) == 0)
+		return 0;
+	/* Kernels before 5.12: the tmpfs and each bind (not what lies below a bind). */
+	if (mount(NULL, tree, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof(system_dirs) / sizeof(system_dirs[0]); i++) {
+		snprintf(dst, sizeof(dst), "%s/%s", tree, system_dirs[i]);
+		if (lstat(dst, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int sbx_runtime_system_root(struct sbx_runtime *rt)
+{
+	if (rt->userns || rt->system_ready)
+		return 0;
+	snprintf(rt->system_root, sizeof(rt->system_root), "%s.system", rt->staging);
+	if (mkdir(rt->system_root, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	/* A slave before the first mount: nothing made here propagates to the host. */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -errno;
+	int rc = build_system_tree(rt, rt->system_root);
+	if (rc)
+		return rc;
+	rt->system_ready = true;
+	return 0;
+}
+
 void sbx_runtime_free(struct sbx_runtime *rt)
 {
 	while (rt->nnetns > 0)
@@ -167,7 +312,8 @@ static int mount_at(const char *root, const char *dir, const char *fstype, unsig
 	return mount(fstype, p, fstype, flags, opts) < 0 ? -errno : 0;
 }
 
-/* The sandbox's file system view: the profile root read-only, a private tmpfs on /tmp (the
+/* The sandbox's file system view: the profile root read-only (the system tree, the host's
+ * root or an image), a private tmpfs on /tmp (the
  * work area), a minimal /dev, a fresh /proc, and empty read-only /run and /sys. */
 static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, uint32_t uid)
 {
@@ -176,16 +322,27 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 	int rc;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -errno;
-	if (mount(p->root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return -errno;
-	if ((rc = mask_files(rt, p)))
-		return rc;
+	if (sbx_profile_system(p)) {
+		/* This namespace's copy of the tree the pool built, read-only already; without
+		 * one (no root), a tree of our own, which costs a few mounts more. */
+		if (rt->system_ready)
+			root = rt->system_root;
+		else if ((rc = build_system_tree(rt, root)))
+			return rc;
+	} else {
+		if (mount(p->root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return -errno;
+		if ((rc = mask_files(rt, p)))
+			return rc;
+		struct mount_attr ro = { .attr_set =
+					     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+		if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
+		    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+			0)
+			return -errno;
+	}
 	if (p->net && (rc = net_bind_files(p->net, rt->empty, root)))
-		return rc;
-	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
-	if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof(ro)) < 0 &&
-	    mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		return -errno;
+		return rc; /* read-only binds of their own */
 	/* In a user namespace only uid 0 is mapped (to the pool's own uid). */
 	uint32_t owner = rt->userns ? 0 : uid;
 	snprintf(opts, sizeof(opts), "size=%um,mode=0755,uid=%u,gid=%u", p->workdir_mb, owner, owner);

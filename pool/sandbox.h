@@ -23,6 +23,11 @@
 #define SBX_MAX_ENV     32
 #define SBX_NETNS_STOCK 256
 #define SBX_MAX_MASKS   4
+#define SBX_MAX_HIDDEN  4
+
+/* The profile root that is no host data: the host's system directories (/usr, /bin, /sbin,
+ * /lib*, /etc without its secrets) read-only on an otherwise empty root. */
+#define SBX_ROOT_SYSTEM "system"
 
 enum sbx_type { SBX_ISOLATED = 0, SBX_NOOP = 1 };
 
@@ -30,7 +35,7 @@ enum sbx_type { SBX_ISOLATED = 0, SBX_NOOP = 1 };
 struct sbx_profile {
 	const char *name;
 	enum sbx_type type;
-	const char *root; /* read-only root: "/" (host) or an image directory */
+	const char *root; /* read-only root: SBX_ROOT_SYSTEM, "/" (host) or an image directory */
 	const char *hostname;
 	uint32_t warm;           /* sandboxes kept ready to claim */
 	uint32_t max;            /* sandboxes of this profile at most */
@@ -74,6 +79,15 @@ struct sbx_runtime {
 	int nmasks;
 	char empty[280];     /* that empty file */
 	struct net_sys *net; /* owned by the pool; NULL when no profile has network: egress */
+	/* Host directories that SBX_ROOT_SYSTEM sandboxes see empty (the pool's config
+	 * directory), resolved when added. */
+	char hidden[SBX_MAX_HIDDEN][4096];
+	int nhidden;
+	/* The SBX_ROOT_SYSTEM tree, built once by sbx_runtime_system_root in the pool's own
+	 * mount namespace; sandboxes pivot into their copy of it. Not ready (no root): each
+	 * sandbox builds its own in its user namespace. */
+	char system_root[280];
+	bool system_ready;
 };
 
 struct sbx {
@@ -95,6 +109,17 @@ void sbx_runtime_free(struct sbx_runtime *rt);
 /* Adds an absolute host path to hide in every sandbox created afterwards. 0, -EINVAL
  * (relative or too long) or -ENOSPC. */
 int sbx_runtime_mask(struct sbx_runtime *rt, const char *path);
+/* Adds a host directory that SBX_ROOT_SYSTEM sandboxes created afterwards see empty (when it
+ * lies in one of the directories they get). 0, -errno of realpath, -EINVAL or -ENOSPC. */
+int sbx_runtime_hide(struct sbx_runtime *rt, const char *dir);
+/* Builds the tree of SBX_ROOT_SYSTEM profiles once, so a sandbox of one costs what one of the
+ * host root costs. Call after the masks and hides, single-threaded, in the process whose
+ * children create sandboxes (the pool, before its zygote): as root it moves the caller into
+ * a mount namespace of its own (a slave of the host's: host mounts still show, the tree never
+ * reaches the host). Not root: does nothing, each sandbox builds the tree itself. */
+int sbx_runtime_system_root(struct sbx_runtime *rt);
+/* Whether the profile's root is SBX_ROOT_SYSTEM. */
+bool sbx_profile_system(const struct sbx_profile *p);
 
 /* Adds network namespaces to the stock until it holds `want` (at most SBX_NETNS_STOCK);
  * returns how many it holds. Call when idle. */

@@ -26,6 +26,7 @@ struct sopts {
 	int claims;  /* warm claims / execs per run */
 	int count;   /* density target */
 	char pool_bin[PATH_MAX];
+	const char *root; /* profile root of the cold creations: system, / or a directory */
 };
 
 static void profile_defaults(struct sbx_profile *p)
@@ -165,8 +166,9 @@ static void pool_phase(const struct sopts *o, int fd)
 		goto out;
 	fprintf(f,
 		"pool:\n  listen: %s\n  cgroup: rollout-bench-%d\n  profiles:\n"
-		"    - {name: bench, warm: %d, max: %d, workdir_mb: 16, memory_mb: 256, pids: 64}\n",
-		ep, (int)getpid(), o->claims + 4, o->claims * 2 + 8);
+		"    - {name: bench, root: \"%s\", warm: %d, max: %d, workdir_mb: 16, memory_mb: 256, pids: "
+		"64}\n",
+		ep, (int)getpid(), o->root, o->claims + 4, o->claims * 2 + 8);
 	fclose(f);
 	pid_t pool = pc_spawn_pool(o->pool_bin, cfg, ep, 20000);
 	if (pool < 0) {
@@ -255,15 +257,14 @@ static int run_pool_phase(const struct sopts *o, struct pool_numbers *r)
 
 static int sandbox_main(int argc, char **argv)
 {
-	struct sopts o = { .runs = 5, .creates = 100, .claims = 50, .count = 2000 };
+	struct sopts o = { .runs = 5, .creates = 100, .claims = 50, .count = 2000, .root = SBX_ROOT_SYSTEM };
 	bool json = false;
-	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
-					    { "runs", required_argument, NULL, 'r' },
-					    { "creates", required_argument, NULL, 'n' },
-					    { "count", required_argument, NULL, 'c' },
-					    { "pool", required_argument, NULL, 'p' },
-					    { "help", no_argument, NULL, 'h' },
-					    { 0 } };
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },          { "runs", required_argument, NULL, 'r' },
+		{ "creates", required_argument, NULL, 'n' }, { "count", required_argument, NULL, 'c' },
+		{ "pool", required_argument, NULL, 'p' },    { "root", required_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },          { 0 },
+	};
 	char self[PATH_MAX - 64];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[sl > 0 ? sl : 0] = 0;
@@ -290,12 +291,16 @@ static int sandbox_main(int argc, char **argv)
 		case 'p':
 			snprintf(o.pool_bin, sizeof(o.pool_bin), "%s", optarg);
 			break;
+		case 'R':
+			o.root = optarg;
+			break;
 		default:
 			printf("usage: rollout-bench sandbox [--json] [--runs N] [--creates N] [--count N] "
-			       "[--pool PATH]\n"
+			       "[--pool PATH] [--root system|/|DIR]\n"
 			       "Cold sandbox creation vs bwrap, warm claim and exec of `true` through "
 			       "rollout-pool,\n"
-			       "then density: --count live sandboxes (default 2000) and their PSS. Needs "
+			       "then density: --count live sandboxes (default 2000) and their PSS. --root: "
+			       "the profile root\nof the cold creations and density (default system). Needs "
 			       "root.\n");
 			return c == 'h' ? 0 : 2;
 		}
@@ -318,6 +323,11 @@ static int sandbox_main(int argc, char **argv)
 	}
 	struct sbx_profile prof;
 	profile_defaults(&prof);
+	prof.root = o.root;
+	if (sbx_profile_system(&prof) && (rc = sbx_runtime_system_root(&rt))) {
+		fprintf(stderr, "rollout-bench sandbox: system root: %s\n", strerror(-rc));
+		return 1;
+	}
 	int runs = o.runs;
 	double *cp50 = calloc((size_t)runs, sizeof(double)), *cp99 = calloc((size_t)runs, sizeof(double));
 	double *bp50 = calloc((size_t)runs, sizeof(double)), *ratio = calloc((size_t)runs, sizeof(double));
@@ -340,8 +350,8 @@ static int sandbox_main(int argc, char **argv)
 	double *dlat = calloc((size_t)o.creates, sizeof(double)),
 	       *delat = calloc((size_t)o.creates, sizeof(double));
 	double *dp50 = calloc((size_t)runs, sizeof(double)), *dep50 = calloc((size_t)runs, sizeof(double));
-	bench_note("sandbox: cgroups %s; %d runs of %d creations and %d claims/execs",
-		   rt.cgroups ? "on" : "off", runs, o.creates, o.claims);
+	bench_note("sandbox: cgroups %s; root %s; %d runs of %d creations and %d claims/execs",
+		   rt.cgroups ? "on" : "off", o.root, runs, o.creates, o.claims);
 	for (int i = 0; i < runs; i++) {
 		/* As in the pool: network namespaces come from a stock made while idle. */
 		sbx_netns_fill(&rt, 2 * o.creates);
@@ -382,6 +392,7 @@ static int sandbox_main(int argc, char **argv)
 	if (json) {
 		bench_json_begin();
 		bench_json_str("suite", "sandbox");
+		bench_json_str("root", o.root);
 		bench_json_int("runs", runs);
 		bench_json_num("warm_claim_p50_us", bench_quantile(wp50, (size_t)runs, 0.5));
 		bench_json_num("transport_rtt_p50_us", bench_quantile(tp50, (size_t)runs, 0.5));

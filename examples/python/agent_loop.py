@@ -5,7 +5,7 @@ goes back into the trajectory. The policy here is a stand-in (a fixed plan per t
 trainer it is the model generating on the GPU.
 
     PYTHONPATH=client/python ROLLOUT_LIBRARY=build/client/librollout.so \\
-        /usr/bin/python3 examples/python/agent_loop.py --socket /tmp/rolloutd.sock --trajectories 16
+        /usr/bin/python3 examples/python/agent_loop.py --socket /run/rolloutd/rolloutd.sock --trajectories 16
 """
 import argparse
 import asyncio

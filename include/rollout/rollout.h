@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define ROLLOUT_DEFAULT_SOCKET "/run/rolloutd.sock"
+#define ROLLOUT_DEFAULT_SOCKET "/run/rolloutd/rolloutd.sock"
 
 /* Version of this header; rollout_version() gives the library's (they match unless the
  * program was built against another release). */

@@ -16,6 +16,7 @@
 
 #include "cfg.h"
 #include "config.h"
+#include "prom.h"
 
 static char dir[256];
 
@@ -52,7 +53,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->profiles_count, 2);
 	const struct pool_profile_cfg *p = &c->profiles[0];
 	assert_int_equal(p->type, SBX_ISOLATED);
-	assert_string_equal(p->root, "/");
+	assert_string_equal(p->root, "system");
 	assert_string_equal(p->hostname, "sandbox");
 	assert_int_equal(p->warm, 0);
 	assert_int_equal(p->max, 256);
@@ -62,6 +63,8 @@ static void test_defaults(void **state)
 	assert_int_equal(p->cpu_percent, 0);
 	assert_int_equal(p->timeout_ms, 30000);
 	assert_int_equal(p->max_timeout_ms, 600000);
+	/* The latency histograms reach the longest exec a default profile allows. */
+	assert_true(prom_bucket_s[PROM_NBUCKET - 1] * 1000 >= p->max_timeout_ms);
 	assert_int_equal(p->output_cap, 65536);
 	assert_int_equal(p->max_output_cap, 4u << 20);
 	assert_int_equal(p->nofile, 256);

@@ -438,8 +438,11 @@ static void test_secret_out_of_reach(void **state)
 	(void)state;
 	struct aux a;
 	/* A config other users may read (no secret in it, so it is allowed) outside /tmp,
-	 * where the sandboxes see the host's files. */
-	aux_config(&a, "/var/tmp", "  # MARKER-OF-THE-POOL-CONFIG\n", NULL);
+	 * with the host's root, where the sandboxes see the host's files (root: system has no
+	 * /var/tmp of the host at all: test_pool_root). */
+	aux_config(&a, "/var/tmp", "  # MARKER-OF-THE-POOL-CONFIG\n",
+		   "    - {name: default, root: /, warm: 2, max: 16, memory_mb: 128, pids: 64, timeout_ms: "
+		   "10000}\n");
 	chmod(a.cfg, 0644);
 	aux_start(&a);
 	struct pc c;

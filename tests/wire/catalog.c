@@ -228,6 +228,7 @@ static fb_ref_t capacity(struct fb_builder *b)
 		rw_ProfileCapacity_add_total(b, i ? 100000 : 512);
 		rw_ProfileCapacity_add_free(b, i ? 99999 : 500);
 		rw_ProfileCapacity_add_warm(b, i ? 0 : 8);
+		rw_ProfileCapacity_add_noop(b, i != 0);
 		pc[i] = rw_ProfileCapacity_end(b);
 	}
 	return fb_create_vec_ref(b, pc, 2);

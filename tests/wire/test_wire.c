@@ -312,6 +312,8 @@ static void test_flatc_built_fields(void **state)
 	assert_int_equal(fb_tabvec_len(caps), 2);
 	assert_string_equal(rw_ProfileCapacity_profile(rw_PoolHello_capacity_at(caps, 1)), "noop");
 	assert_int_equal(rw_ProfileCapacity_free(rw_PoolHello_capacity_at(caps, 0)), 500);
+	assert_false(rw_ProfileCapacity_noop(rw_PoolHello_capacity_at(caps, 0)));
+	assert_true(rw_ProfileCapacity_noop(rw_PoolHello_capacity_at(caps, 1)));
 	free(b);
 
 	b = flatc_bin("exec_signalled", &len);

@@ -1,11 +1,12 @@
 """Python binding of librollout: sandbox actions through rolloutd, blocking or with asyncio.
 
 Only the standard library is used (ctypes), so it runs wherever librollout is installed.
-The library is found through ``ROLLOUT_LIBRARY`` (a path), then the system's library path.
+The library is found through ``ROLLOUT_LIBRARY`` (a path), then where ``make install`` put it,
+then the system's library path.
 
 Blocking::
 
-    with rollout.Client(socket="/tmp/rolloutd.sock") as client:
+    with rollout.Client() as client:
         sb = client.open("default")
         r = sb.exec("python3 -c 'print(6*7)'")
         print(r.exit_code, r.stdout)
@@ -175,9 +176,32 @@ class _Completion(ctypes.Structure):
                 ("partial", ctypes.c_bool), ("stdout_offset", ctypes.c_uint64), ("stderr_offset", ctypes.c_uint64)]
 
 
+def _open_library() -> ctypes.CDLL:
+    """librollout: $ROLLOUT_LIBRARY, else the one `make install` installed with this package
+    (rollout/_install.py), else the system's library path."""
+    env = os.environ.get("ROLLOUT_LIBRARY")
+    candidates = [env] if env else []
+    if not env:
+        try:
+            from . import _install  # type: ignore[attr-defined]
+            candidates.append(_install.LIBRARY)
+        except ImportError:
+            pass
+        found = ctypes.util.find_library("rollout")
+        candidates += [found] if found else []
+        candidates.append("librollout.so.0")
+    errors = []
+    for path in candidates:
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            errors.append(str(e))
+    raise OSError("rollout: cannot load librollout (tried %s): install it with `make install`, or set "
+                  "ROLLOUT_LIBRARY=/path/to/librollout.so (%s)" % (", ".join(candidates), "; ".join(errors)))
+
+
 def _load() -> ctypes.CDLL:
-    path = os.environ.get("ROLLOUT_LIBRARY") or ctypes.util.find_library("rollout") or "librollout.so.0"
-    lib = ctypes.CDLL(path)
+    lib = _open_library()
     p, u64, i32, u32 = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_uint32
     sig = {
         "rollout_connect": (i32, [ctypes.POINTER(_ConnectOpts), ctypes.POINTER(p)]),
