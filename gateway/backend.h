@@ -36,9 +36,9 @@ struct gw_op {
 	uint8_t *in;
 	size_t in_len;
 	uint32_t timeout_ms, output_cap;
-	bool stream;          /* exec: output streamed to partial while it runs */
+	bool stream; /* exec: output streamed to partial while it runs */
 	gw_op_partial partial;
-	uint64_t target;      /* signal: the exec op's id */
+	uint64_t target; /* signal: the exec op's id */
 	int signo;
 	uint64_t deadline_ns;
 	uint64_t t0_ns;
