@@ -599,7 +599,7 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 int rollout_wait(rollout_client *c, int timeout_ms)
 {
 	int frc = rollout_flush(c);
-	if (frc)
+	if (frc < 0)
 		return frc;
 	if (c->have_cur) {
 		shm_reader_release(&c->r);

@@ -487,6 +487,14 @@ static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, str
 		kill(-1, SIGKILL);
 		if (wait4(pid, &wstatus, 0, &ru) == pid)
 			exited = true;
+		/* Every other process is dying too: reap them all now, or they stay zombies
+		 * (counted in pids.current) until the next exec. Nothing can fork any more. */
+		for (;;) {
+			if (waitpid(-1, NULL, 0) > 0)
+				continue;
+			if (errno != EINTR)
+				break;
+		}
 	}
 	o->wall_us = now_us() - t0;
 	if (so->fd >= 0) {

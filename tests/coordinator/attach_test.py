@@ -93,10 +93,13 @@ def main():
             status, _ = attach(sock)
             check(status == 0, "trainers still attach to the first rolloutd")
 
-            # A bind that fails (no such directory) removes nothing either.
+            # A bind that fails (its directory cannot be made: a file is in the way) removes
+            # nothing either.
             cfg3 = os.path.join(d, "rd3.yaml")
+            with open(os.path.join(d, "afile"), "w") as f:
+                f.write("not a directory\n")
             with open(cfg3, "w") as f:
-                f.write("rolloutd:\n  socket: %s/missing/dir.sock\n  pools: [{endpoint: tcp://127.0.0.1:1}]\n" % d)
+                f.write("rolloutd:\n  socket: %s/afile/dir.sock\n  pools: [{endpoint: tcp://127.0.0.1:1}]\n" % d)
             third = subprocess.run([RD, "--config", cfg3], capture_output=True, text=True, timeout=20)
             check(third.returncode == 1 and "cannot bind" in third.stderr,
                   "a failed bind exits 1 and names the path: %r" % third.stderr.strip())
