@@ -697,6 +697,14 @@ static void test_memory_bomb(void **state)
 	assert_int_equal(r.status, rw_Status_MEMORY_LIMIT);
 	assert_int_equal(r.signal, SIGKILL);
 	assert_out(&r, "probe\n");
+	/* The same through an anonymous mapping touched page by page. */
+	r = sh(b,
+	       "echo probe; exec python3 -c 'import mmap\nm = mmap.mmap(-1, 1 << 30)\n"
+	       "for i in range(0, 1 << 30, 4096): m[i] = 1\nprint(\"done\")'",
+	       20000);
+	assert_int_equal(r.status, rw_Status_MEMORY_LIMIT);
+	assert_int_equal(r.signal, SIGKILL);
+	assert_out(&r, "probe\n");
 	/* A pipe buffering 400 MiB: the buffering process is killed, the shell goes on. */
 	r = sh(b, "head -c 400m /dev/zero | tail > /dev/null; echo survived", 20000);
 	assert_int_equal(r.status, rw_Status_MEMORY_LIMIT);
@@ -1119,8 +1127,13 @@ static void test_sandboxes_are_separate(void **state)
 	close_box(a);
 	/* A new tenant starts clean. */
 	uint64_t c = open_box();
-	r = sh(c, "ls -A /tmp | wc -l; ipcs -m | grep -c '^0x'", 5000);
-	assert_out(&r, "0\n0\n");
+	r = sh(c,
+	       "ls -A /tmp | wc -l; ipcs -m | grep -c '^0x'; grep -E '^Max (processes|open files) ' "
+	       "/proc/self/limits",
+	       5000);
+	assert_out(&r, "0\n0\n"
+		       "Max processes             64                   64                   processes \n"
+		       "Max open files            64                   64                   files     \n");
 	close_box(b);
 	close_box(c);
 }
