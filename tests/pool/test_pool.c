@@ -340,6 +340,21 @@ static void test_multi_step_state(void **state)
 	assert_int_equal(r.status, rw_Status_NOT_FOUND);
 }
 
+/* A "Key:  N kB" field of /proc/<pid>/status, or 0. */
+static unsigned long proc_kib(pid_t pid, const char *key)
+{
+	char p[64], line[256];
+	unsigned long v = 0;
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(p, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = strtoul(line + strlen(key), NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static void test_timeout_and_output_cap(void **state)
 {
 	(void)state;
@@ -349,10 +364,19 @@ static void test_timeout_and_output_cap(void **state)
 	assert_int_equal(r.status, rw_Status_TIMEOUT);
 	assert_true(now_ms() - t0 < 2000);
 	assert_int_equal(r.signal, SIGKILL);
+	/* A read that never returns (a FIFO nobody writes) ends the same way. */
+	t0 = now_ms();
+	r = sh(b, "mkfifo p; exec cat p", 300);
+	assert_int_equal(r.status, rw_Status_TIMEOUT);
+	assert_true(now_ms() - t0 < 2000);
+	assert_int_equal(r.signal, SIGKILL);
 	/* The sandbox keeps serving after a timeout. */
 	r = sh(b, "echo alive", 5000);
 	assert_int_equal(r.status, 0);
 	assert_out(&r, "alive\n");
+	/* 300 MB of binary output: capped at 1000 bytes, and the pool's own memory does not
+	 * follow (its peak RSS grows by less than 32 MiB). */
+	unsigned long hwm0 = proc_kib(pool_pid, "VmHWM:");
 	struct pc_result big;
 	assert_int_equal(pc_exec(&C, b, "head -c 300000000 /dev/urandom; echo tail >&2", NULL, NULL, 0, 20000,
 				 1000, &big, 25000),
@@ -361,6 +385,12 @@ static void test_timeout_and_output_cap(void **state)
 	assert_int_equal(big.out_len, 1000);
 	assert_true(big.out_trunc);
 	assert_false(big.err_trunc);
+	assert_int_equal(big.err_len, 5);
+	assert_memory_equal(big.err, "tail\n", 5);
+	unsigned long hwm1 = proc_kib(pool_pid, "VmHWM:");
+	print_message("pool peak RSS %lu KiB before, %lu KiB after\n", hwm0, hwm1);
+	assert_true(hwm0 > 0);
+	assert_true(hwm1 < hwm0 + 32 * 1024);
 	close_box(b);
 }
 
