@@ -240,6 +240,14 @@ static void assert_out(const struct pc_result *r, const char *want)
 	assert_string_equal(out_str(r), want);
 }
 
+/* Exact status; on a mismatch the pool's message says why. */
+static void assert_status(const struct pc_result *r, int want)
+{
+	if (r->status != want)
+		print_message("status %d, message: %s\n", r->status, r->message ? r->message : "");
+	assert_int_equal(r->status, want);
+}
+
 /* Waits until the sandbox's cgroup holds at least `n` processes: the signal that what a
  * command started is running. */
 static void wait_procs(uint64_t box, int n, int timeout_ms)
@@ -724,7 +732,7 @@ static void test_memory_bomb(void **state)
 	/* 1 GiB touched in a 128 MiB sandbox: the probe ran ("probe"), then was killed. */
 	struct pc_result r =
 	    sh(b, "echo probe; exec python3 -c 'x = bytearray(1 << 30); print(len(x))'", 20000);
-	assert_int_equal(r.status, rw_Status_MEMORY_LIMIT);
+	assert_status(&r, rw_Status_MEMORY_LIMIT);
 	assert_int_equal(r.signal, SIGKILL);
 	assert_out(&r, "probe\n");
 	/* The same through an anonymous mapping touched page by page. */
@@ -732,12 +740,12 @@ static void test_memory_bomb(void **state)
 	       "echo probe; exec python3 -c 'import mmap\nm = mmap.mmap(-1, 1 << 30)\n"
 	       "for i in range(0, 1 << 30, 4096): m[i] = 1\nprint(\"done\")'",
 	       20000);
-	assert_int_equal(r.status, rw_Status_MEMORY_LIMIT);
+	assert_status(&r, rw_Status_MEMORY_LIMIT);
 	assert_int_equal(r.signal, SIGKILL);
 	assert_out(&r, "probe\n");
 	/* A pipe buffering 400 MiB: the buffering process is killed, the shell goes on. */
 	r = sh(b, "head -c 400m /dev/zero | tail > /dev/null; echo survived", 20000);
-	assert_int_equal(r.status, rw_Status_MEMORY_LIMIT);
+	assert_status(&r, rw_Status_MEMORY_LIMIT);
 	assert_out(&r, "survived\n");
 	uint64_t c = open_box();
 	r = sh(c, "echo fine", 5000);
@@ -887,11 +895,14 @@ static void host_address(char *out, size_t len)
 static void test_network(void **state)
 {
 	(void)state;
-	/* An abstract unix socket of the host. */
+	/* An abstract unix socket of the host (named per test run: runs may overlap). */
+	char abstract[64];
+	int alen = snprintf(abstract, sizeof(abstract), "rollout-test-abstract-%d", (int)getpid());
 	int s = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	memcpy(sa.sun_path, "\0rollout-test-abstract", 22);
-	assert_int_equal(bind(s, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + 22), 0);
+	memcpy(sa.sun_path + 1, abstract, (size_t)alen);
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)alen);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, salen), 0);
 	assert_int_equal(listen(s, 1), 0);
 	/* A listener on every host address, as a coordinator's would be. */
 	int t = socket(AF_INET, SOCK_STREAM, 0);
@@ -902,30 +913,39 @@ static void test_network(void **state)
 	assert_int_equal(getsockname(t, (struct sockaddr *)&ta, &tl), 0);
 	char host[64];
 	host_address(host, sizeof(host));
+	/* Control: from the host both are reachable. */
+	int probe = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(probe, (struct sockaddr *)&sa, salen), 0);
+	close(probe);
+	struct sockaddr_in ha = { .sin_family = AF_INET, .sin_port = ta.sin_port };
+	assert_int_equal(inet_pton(AF_INET, host, &ha.sin_addr), 1);
+	probe = socket(AF_INET, SOCK_STREAM, 0);
+	if (strcmp(host, "192.0.2.1") != 0) /* a real address of this host */
+		assert_int_equal(connect(probe, (struct sockaddr *)&ha, sizeof(ha)), 0);
+	close(probe);
 	uint64_t b = open_box();
 	char cmd[2048];
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev; "
-	    "exec python3 - <<'EOF' 2>&1\n"
-	    "import socket, errno\n"
-	    "print('probe', flush=True)\n"
-	    "for what, fn in [\n"
-	    "  ('pool', lambda: socket.create_connection(('127.0.0.1', %s), 1)),\n"
-	    "  ('coordinator', lambda: socket.create_connection(('%s', %d), 1)),\n"
-	    "  ('dns', lambda: socket.getaddrinfo('debian.org', 80)),\n"
-	    "  ('raw', lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)),\n"
-	    "  ('netlink', lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)),\n"
-	    "  ('packet', lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)),\n"
-	    "  ('abstract', lambda: socket.socket(socket.AF_UNIX).connect('\\0rollout-test-abstract'))]:\n"
-	    "  try:\n"
-	    "    fn(); print(what, 'OPEN')\n"
-	    "  except socket.gaierror:\n"
-	    "    print(what, 'gaierror')\n"
-	    "  except OSError as e:\n"
-	    "    print(what, errno.errorcode.get(e.errno, e.errno))\n"
-	    "EOF",
-	    strrchr(endpoint, ':') + 1, host, ntohs(ta.sin_port));
+	snprintf(cmd, sizeof(cmd),
+		 "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev; "
+		 "exec python3 - <<'EOF' 2>&1\n"
+		 "import socket, errno\n"
+		 "print('probe', flush=True)\n"
+		 "for what, fn in [\n"
+		 "  ('pool', lambda: socket.create_connection(('127.0.0.1', %s), 1)),\n"
+		 "  ('coordinator', lambda: socket.create_connection(('%s', %d), 1)),\n"
+		 "  ('dns', lambda: socket.getaddrinfo('debian.org', 80)),\n"
+		 "  ('raw', lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)),\n"
+		 "  ('netlink', lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)),\n"
+		 "  ('packet', lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)),\n"
+		 "  ('abstract', lambda: socket.socket(socket.AF_UNIX).connect('\\0%s'))]:\n"
+		 "  try:\n"
+		 "    fn(); print(what, 'OPEN')\n"
+		 "  except socket.gaierror:\n"
+		 "    print(what, 'gaierror')\n"
+		 "  except OSError as e:\n"
+		 "    print(what, errno.errorcode.get(e.errno, e.errno))\n"
+		 "EOF",
+		 strrchr(endpoint, ':') + 1, host, ntohs(ta.sin_port), abstract);
 	struct pc_result r = sh(b, cmd, 10000);
 	/* Only lo; the pool's and a coordinator's addresses are out of reach (loopback is
 	 * the sandbox's own, the host's address has no route), no name resolves, raw,
