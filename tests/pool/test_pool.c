@@ -46,6 +46,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* First host uid of the default profile: 1000 uids per run, chosen by pid. */
+static unsigned uid_base;
+
 static void write_config(const char *path, const char *ep, const char *grp)
 {
 	FILE *f = fopen(path, "w");
@@ -64,8 +67,9 @@ static void write_config(const char *path, const char *ep, const char *grp)
 		"      memory_mb: 128\n"
 		"      pids: 64\n"
 		/* Its own host uids: the fork bomb below fills RLIMIT_NPROC of a uid, which is per
-		 * uid and host-wide, so it must not share uids with pools of tests running beside. */
-		"      uid_base: 700000\n"
+		 * uid and host-wide, so it must not share uids with pools of tests running beside,
+		 * other runs of this test included (hence a base per process). */
+		"      uid_base: %u\n"
 		"      uid_count: 1000\n"
 		"      cpu_percent: 50\n"
 		"      timeout_ms: 10000\n"
@@ -75,7 +79,7 @@ static void write_config(const char *path, const char *ep, const char *grp)
 		"    - name: noop\n"
 		"      type: noop\n"
 		"      max: 1000\n",
-		ep, grp);
+		ep, grp, uid_base);
 	fclose(f);
 }
 
@@ -141,6 +145,7 @@ static int setup(void **state)
 	snprintf(config, sizeof(config), "/tmp/rollout-test-pool-%d.yaml", (int)getpid());
 	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
 	snprintf(group, sizeof(group), "rollout-test-%d", (int)getpid());
+	uid_base = 700000 + (unsigned)(getpid() % 1000) * 1000;
 	write_config(config, endpoint, group);
 	pool_pid = pc_spawn_pool(pool_bin, config, endpoint, 10000);
 	if (pool_pid < 0) {
@@ -600,7 +605,7 @@ static void test_posture(void **state)
 			assert_non_null(at);
 			unsigned v[4];
 			assert_int_equal(sscanf(at + 6, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]), 4);
-			assert_in_range(v[0], 700000, 700999);
+			assert_in_range(v[0], uid_base, uid_base + 999);
 			for (int j = 1; j < 4; j++)
 				assert_int_equal(v[j], v[0]);
 		}
@@ -1103,7 +1108,7 @@ static void test_setuid_and_file_caps(void **state)
 	uint64_t b = open_box();
 	struct pc_result r = sh(b, "id -u", 5000);
 	unsigned uid = (unsigned)strtoul(out_str(&r), NULL, 10);
-	assert_in_range(uid, 700000, 700999);
+	assert_in_range(uid, uid_base, uid_base + 999);
 	snprintf(cmd, sizeof(cmd),
 		 "stat -c '%%a %%u' %s %s; for p in %s %s; do $p /proc/self/status | grep -E "
 		 "'^(Uid|CapPrm|CapEff):'; done",
