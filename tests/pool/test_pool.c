@@ -1083,10 +1083,10 @@ static void host_status_as_nobody(const char *prog, char *out, size_t len)
 static void test_setuid_and_file_caps(void **state)
 {
 	(void)state;
-	/* Under /var/tmp: on the host's root file system, which the sandbox sees read-only
-	 * (its /tmp is its own). */
+	/* Under /usr/local/lib: a system directory the sandbox sees read-only (root: system
+	 * shows /usr, /bin, /lib* and /etc of the host, and its /tmp is its own). */
 	char dir[128], suid[160], caps[160], cmd[1024], host[256];
-	snprintf(dir, sizeof(dir), "/var/tmp/rollout-test-suid-%d", (int)getpid());
+	snprintf(dir, sizeof(dir), "/usr/local/lib/rollout-test-suid-%d", (int)getpid());
 	snprintf(suid, sizeof(suid), "%s/cat-suid", dir);
 	snprintf(caps, sizeof(caps), "%s/cat-caps", dir);
 	assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);
