@@ -260,6 +260,9 @@ int rollout_check(rollout_client *c)
 int rollout_arm(rollout_client *c)
 {
 	shm_writer_publish(&c->w);
+	/* Drain the wake-up of the last sleep first: an event loop that woke on the fd and read
+	 * the completions would otherwise find it readable again at once, and spin. */
+	shm_reader_disarm(&c->r);
 	return shm_reader_arm(&c->r);
 }
 

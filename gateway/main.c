@@ -67,16 +67,22 @@ static int loop(struct gw *g)
 		}
 		int64_t now = gw_wall_ms();
 		int wait_ms = 1000;
+		bool resumed = rc > 0;
 		if (now >= next_expiry) {
 			wait_ms = gw_expire(g);
 			next_expiry = now + wait_ms;
 			gw_backend_flush(&g->be);
+			resumed = true; /* expiries and keep-alives may have ended or fed streams */
 		} else {
 			wait_ms = (int)(next_expiry - now);
 		}
 		MHD_UNSIGNED_LONG_LONG to;
 		if (MHD_get_timeout(g->mhd, &to) == MHD_YES && to < (MHD_UNSIGNED_LONG_LONG)wait_ms)
 			wait_ms = (int)to;
+		/* Completions (or expiries) just handled resumed suspended connections with
+		 * replies or stream events: the next MHD_run sends them, so no sleep before it. */
+		if (resumed)
+			wait_ms = 0;
 		if (rollout_arm(g->rc) == -EAGAIN)
 			wait_ms = 0; /* completions already waiting */
 		if (poll(pf, 2, wait_ms) < 0 && errno != EINTR)

@@ -109,3 +109,20 @@ def test_blocking_on_output(daemons):
             assert (r.stdout, r.stderr) == (b"1\n2\n3\n", b"e\n")
             # Without on_output nothing is streamed and nothing changes.
             assert sb.exec("echo plain").stdout == b"plain\n"
+
+
+def test_waiting_does_not_spin(daemons):
+    """An asyncio client waiting for a slow command sleeps: the wake-up fd is drained when
+    the client re-arms, so the event loop is not woken again and again for nothing."""
+    import time
+
+    async def main():
+        async with rollout.AsyncClient(socket=daemons) as c:
+            async with await c.open("default") as sb:
+                await sb.exec("true")  # a completion has woken the fd once
+                cpu = time.process_time()
+                r = await sb.exec("sleep 1")
+                assert r.exit_code == 0
+                return time.process_time() - cpu
+    spent = run(main())
+    assert spent < 0.3, f"the client used {spent:.2f} s of CPU waiting 1 s"
