@@ -813,7 +813,7 @@ static void test_timeout_kills_everything(void **state)
 	       "trap '' TERM; (trap '' TERM; setsid sh -c \"trap '' TERM; sleep 1000\" &) ; "
 	       "nohup sleep 1000 >/dev/null 2>&1 & for i in $(seq 30); do sleep 1000 & done; "
 	       "touch started; sleep 1000",
-	       1500);
+	       5000); /* room to start 32 processes under a loaded, sanitized run */
 	assert_int_equal(r.status, rw_Status_TIMEOUT);
 	assert_int_equal(pc_get(&C, b, "started", 0, &r), 0);
 	assert_int_equal(r.status, 0);
