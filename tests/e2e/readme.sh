@@ -25,7 +25,9 @@ fi
 grep -q 'rc = rollout_next' "$dir/snippet.c" && grep -q 'rc < 0' "$dir/snippet.c" &&
 	ok "README's C snippet checks rollout_next's errors" || bad "README's C snippet ignores rollout_next errors"
 # Run without rolloutd: it must say why and fail, not hang or crash.
-out=$(ROLLOUTD_SOCKET=$dir/none.sock LD_LIBRARY_PATH=$build/client timeout 10 "$dir/snippet" 2>&1); rc=$?
+# (An ASan build's library needs its runtime first: CMake names it in ROLLOUT_TEST_PRELOAD.)
+out=$(env ${ROLLOUT_TEST_PRELOAD:+LD_PRELOAD=$ROLLOUT_TEST_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
+	ROLLOUTD_SOCKET=$dir/none.sock LD_LIBRARY_PATH=$build/client timeout 10 "$dir/snippet" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q rolloutd && ok "the snippet without rolloutd: exit 1, '$out'" ||
 	bad "the snippet without rolloutd: rc=$rc out=$out"
 
