@@ -49,6 +49,12 @@ void bench_json_str(const char *key, const char *v);
 void bench_json_bool(const char *key, bool v);
 void bench_json_end(void);
 
+/* Starts a daemon of the build (rolloutd, rollout-pool, rollout-gateway) with a config,
+ * logging errors only; its pid (the caller kills and reaps it). */
+int bench_spawn_daemon(const char *exe, const char *cfg);
+/* The build directory this rollout-bench belongs to (BUILD/bench/rollout-bench -> BUILD/bench/..). */
+void bench_build_dir(char *out, size_t len);
+
 /* Progress and human-readable lines go to stderr so the JSON line stays last on stdout. */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

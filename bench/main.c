@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct bench_suite *suites;
 
@@ -55,6 +56,27 @@ uint64_t bench_quantile_u64(uint64_t *v, size_t n, double q)
 		return 0;
 	qsort(v, n, sizeof(*v), cmp_u64);
 	return v[rank(n, q)];
+}
+
+int bench_spawn_daemon(const char *exe, const char *cfg)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(exe, exe, "--config", cfg, "--log-level", "error", (char *)NULL);
+		_exit(127);
+	}
+	return (int)pid;
+}
+
+void bench_build_dir(char *out, size_t len)
+{
+	char self[4096];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[sl > 0 ? sl : 0] = 0;
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(out, len, "%s/..", self);
 }
 
 int bench_pin_cpu(int cpu)

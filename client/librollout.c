@@ -67,16 +67,8 @@ static int push_pieces(rollout_client *c)
 			return rc;
 		struct fb_builder b;
 		fb_builder_init(&b, at, n + PIECE_OVERHEAD);
-		fb_ref_t d = fb_create_vec_u8(&b, c->out.buf + c->out.off, n);
-		rw_Piece_start(&b);
-		rw_Piece_add_request_id(&b, c->out.request_id);
-		rw_Piece_add_total(&b, (uint32_t)c->out.len);
-		rw_Piece_add_offset(&b, (uint32_t)c->out.off);
-		rw_Piece_add_data(&b, d);
-		fb_ref_t pc = rw_Piece_end(&b);
-		rw_Message_start(&b);
-		rw_Message_add_body(&b, rw_Body_Piece, pc);
-		ssize_t len = rw_Message_finish(&b, rw_Message_end(&b));
+		ssize_t len = rw_piece_build(&b, c->out.request_id, (uint32_t)c->out.len,
+					     (uint32_t)c->out.off, c->out.buf + c->out.off, n);
 		if (len < 0) {
 			shm_writer_abort(&c->w);
 			return ROLLOUT_E_TOO_BIG;

@@ -91,16 +91,7 @@ static int complete_in_pieces(struct trainer *t, const uint8_t *msg, size_t len,
 		}
 		struct fb_builder b;
 		fb_builder_init(&b, at ? at : tmp, n + PIECE_OVERHEAD);
-		fb_ref_t d = fb_create_vec_u8(&b, msg + off, n);
-		rw_Piece_start(&b);
-		rw_Piece_add_request_id(&b, request_id);
-		rw_Piece_add_total(&b, (uint32_t)len);
-		rw_Piece_add_offset(&b, (uint32_t)off);
-		rw_Piece_add_data(&b, d);
-		fb_ref_t pc = rw_Piece_end(&b);
-		rw_Message_start(&b);
-		rw_Message_add_body(&b, rw_Body_Piece, pc);
-		ssize_t plen = rw_Message_finish(&b, rw_Message_end(&b));
+		ssize_t plen = rw_piece_build(&b, request_id, (uint32_t)len, (uint32_t)off, msg + off, n);
 		if (at) {
 			shm_writer_commit(&t->w, (uint32_t)plen);
 			continue;

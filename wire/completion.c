@@ -61,6 +61,21 @@ int rw_completion_read(const void *buf, struct rw_completion *c)
 	return 0;
 }
 
+ssize_t rw_piece_build(struct fb_builder *b, uint64_t request_id, uint32_t total, uint32_t offset,
+		       const void *data, size_t n)
+{
+	fb_ref_t d = fb_create_vec_u8(b, data, n);
+	rw_Piece_start(b);
+	rw_Piece_add_request_id(b, request_id);
+	rw_Piece_add_total(b, total);
+	rw_Piece_add_offset(b, offset);
+	rw_Piece_add_data(b, d);
+	fb_ref_t pc = rw_Piece_end(b);
+	rw_Message_start(b);
+	rw_Message_add_body(b, rw_Body_Piece, pc);
+	return rw_Message_finish(b, rw_Message_end(b));
+}
+
 bool rw_completion_fits(const void *buf, int kind)
 {
 	const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(buf));

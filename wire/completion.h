@@ -29,6 +29,11 @@ ssize_t rw_completion_build(struct fb_builder *b, const struct rw_completion *c)
  * body is not a Completion. */
 int rw_completion_read(const void *buf, struct rw_completion *c);
 
+/* Builds a Piece message (a slice of a record over a ring's max_record): n bytes of data
+ * at offset of a record of total bytes for request_id. Its size, or -ENOSPC. */
+ssize_t rw_piece_build(struct fb_builder *b, uint64_t request_id, uint32_t total, uint32_t offset,
+		       const void *data, size_t n);
+
 /* Whether a completion of an action of kind (rw_Action_*) carries what its status
  * promises: an OK Open names its sandbox (Opened), an OK Exec has an ExecResult, an OK
  * GetFile a FileData. A pool answer that fails this is refused, never followed. */

@@ -25,16 +25,6 @@ struct eopts {
 	char dir[PATH_MAX - 64];
 };
 
-static pid_t spawn(const char *exe, const char *cfg)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(exe, exe, "--config", cfg, "--log-level", "error", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
 /* Pipelined: keeps `window` steps in flight over `sandboxes` noop sandboxes for `seconds`. */
 static int pipelined(const struct eopts *o, const char *sock, double *steps_per_s, double *p50, double *p99)
 {
@@ -176,13 +166,7 @@ static int e2e_main(int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' }, { "seconds", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },         { 0 }
 	};
-	char self[PATH_MAX - 128];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[sl > 0 ? sl : 0] = 0;
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = 0;
-	snprintf(o.dir, sizeof(o.dir), "%s/..", self);
+	bench_build_dir(o.dir, sizeof(o.dir));
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -228,7 +212,7 @@ static int e2e_main(int argc, char **argv)
 		"  profiles: [{name: noop, type: noop, max: 100000}]\n",
 		sock, ep, ep, me, o.window * 2);
 	fclose(f);
-	pid_t pool = spawn(pool_exe, cfg), rd = spawn(rd_exe, cfg);
+	pid_t pool = bench_spawn_daemon(pool_exe, cfg), rd = bench_spawn_daemon(rd_exe, cfg);
 	double *sps = calloc((size_t)o.runs, 8), *p50 = calloc((size_t)o.runs, 8),
 	       *p99 = calloc((size_t)o.runs, 8);
 	double *rr = calloc((size_t)o.runs, 8), *ratio = calloc((size_t)o.runs, 8);

@@ -178,16 +178,6 @@ static int run_pipelined(const struct fopts *o, rollout_client *c, const uint64_
 	return 0;
 }
 
-static pid_t spawn(const char *exe, const char *cfg)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(exe, exe, "--config", cfg, "--log-level", "error", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
 static int feed_main(int argc, char **argv)
 {
 	struct fopts o = { .trajectories = 256, .turns = 16, .gen_base_ms = 5, .gen_per_traj_ms = 3 };
@@ -199,13 +189,7 @@ static int feed_main(int argc, char **argv)
 					    { "gen-per-traj-ms", required_argument, NULL, 'p' },
 					    { "help", no_argument, NULL, 'h' },
 					    { 0 } };
-	char self[PATH_MAX - 256];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[sl > 0 ? sl : 0] = 0;
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = 0;
-	snprintf(o.dir, sizeof(o.dir), "%s/..", self);
+	bench_build_dir(o.dir, sizeof(o.dir));
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -259,7 +243,7 @@ static int feed_main(int argc, char **argv)
 		"  profiles: [{name: default, warm: %d, max: %d, memory_mb: 256, pids: 64}]\n",
 		sock, port, port, me, o.trajectories, o.trajectories + 16);
 	fclose(f);
-	pid_t pool = spawn(pool_exe, cfg), rd = spawn(rd_exe, cfg);
+	pid_t pool = bench_spawn_daemon(pool_exe, cfg), rd = bench_spawn_daemon(rd_exe, cfg);
 	int rc = -1;
 	rollout_client *c = NULL;
 	struct rollout_connect_opts co = { .socket_path = sock, .gpu = 0, .name = "feed" };

@@ -22,16 +22,6 @@
 
 #define E2B_VERSION "2.51.0"
 
-static pid_t spawn(const char *exe, const char *cfg)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(exe, exe, "--config", cfg, "--log-level", "error", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
 /* Runs cmd through sh, returns its stdout's last line parsed as JSON (NULL on failure). */
 static json_t *run_json(const char *cmd)
 {
@@ -128,7 +118,8 @@ static int gateway_main(int argc, char **argv)
 	snprintf(exe[0], sizeof(exe[0]), "%s/pool/rollout-pool", bin);
 	snprintf(exe[1], sizeof(exe[1]), "%s/coordinator/rolloutd", bin);
 	snprintf(exe[2], sizeof(exe[2]), "%s/gateway/rollout-gateway", bin);
-	pid_t pids[3] = { spawn(exe[0], cfg), spawn(exe[1], cfg), spawn(exe[2], cfg) };
+	pid_t pids[3] = { bench_spawn_daemon(exe[0], cfg), bench_spawn_daemon(exe[1], cfg),
+			  bench_spawn_daemon(exe[2], cfg) };
 	int rc = 1;
 	/* Ready when the gateway can create a sandbox (the pool link is up). */
 	snprintf(

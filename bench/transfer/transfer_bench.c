@@ -23,16 +23,6 @@
 #define SIZE           (32u << 20)
 #define MBS(bytes, ns) ((double)(bytes) / 1e6 / ((double)(ns) / 1e9))
 
-static pid_t spawn(const char *exe, const char *cfg)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(exe, exe, "--config", cfg, "--log-level", "error", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
 /* Waits for the completion of request id (streamed records skipped); 0 and *out, or < 0. */
 static int wait_for(rollout_client *c, uint64_t id, struct rollout_completion *out)
 {
@@ -108,13 +98,8 @@ static int run(int argc, char **argv)
 	int runs = 5, chunks = 20;
 	bool json = false;
 	/* The daemons next to this binary (BUILD/bench/rollout-bench), unless --build-dir. */
-	char dir[PATH_MAX - 64], self[PATH_MAX - 128];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[sl > 0 ? sl : 0] = 0;
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = 0;
-	snprintf(dir, sizeof(dir), "%s/..", self);
+	char dir[PATH_MAX - 64];
+	bench_build_dir(dir, sizeof(dir));
 	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
 					    { "runs", required_argument, NULL, 'r' },
 					    { "build-dir", required_argument, NULL, 'b' },
@@ -161,7 +146,7 @@ static int run(int argc, char **argv)
 		"  profiles: [{name: default, warm: 1, max: 4, memory_mb: 512, workdir_mb: 96, pids: 64}]\n",
 		sock, port, port, me);
 	fclose(f);
-	pid_t pool = spawn(pool_exe, cfg), rd = spawn(rd_exe, cfg);
+	pid_t pool = bench_spawn_daemon(pool_exe, cfg), rd = bench_spawn_daemon(rd_exe, cfg);
 	uint8_t *data = malloc(SIZE), *copy = malloc(SIZE);
 	double *put = calloc((size_t)runs, 8), *get = calloc((size_t)runs, 8), *mc = calloc((size_t)runs, 8),
 	       *tar = calloc((size_t)runs, 8), *lat = calloc((size_t)chunks, 8);

@@ -132,16 +132,7 @@ static size_t make_pieces(uint8_t recs[][4096], const uint8_t *msg, size_t n, ui
 		size_t dn = n - off < room ? n - off : room;
 		struct fb_builder b;
 		fb_builder_init(&b, recs[k], 4096);
-		fb_ref_t d = fb_create_vec_u8(&b, msg + off, dn);
-		rw_Piece_start(&b);
-		rw_Piece_add_request_id(&b, rid);
-		rw_Piece_add_total(&b, (uint32_t)n);
-		rw_Piece_add_offset(&b, (uint32_t)off);
-		rw_Piece_add_data(&b, d);
-		fb_ref_t pc = rw_Piece_end(&b);
-		rw_Message_start(&b);
-		rw_Message_add_body(&b, rw_Body_Piece, pc);
-		assert_true(rw_Message_finish(&b, rw_Message_end(&b)) > 0);
+		assert_true(rw_piece_build(&b, rid, (uint32_t)n, (uint32_t)off, msg + off, dn) > 0);
 	}
 	return k;
 }
