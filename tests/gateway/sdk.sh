@@ -48,6 +48,11 @@ EOC
 cleanup() {
   kill -TERM $gw 2>/dev/null; wait $gw 2>/dev/null
   kill -TERM $rd $pool 2>/dev/null; wait $rd $pool 2>/dev/null
+  # A test kills the pool with SIGKILL: its (empty) sandbox cgroups stay behind, and only a
+  # pool started again under the same name would remove them.
+  for g in /sys/fs/cgroup/*/rollout-gwsdk-$me; do
+    [ -d "$g" ] && find "$g" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
   rm -rf "$dir"
 }
 trap cleanup EXIT
