@@ -521,7 +521,7 @@ static int hardlink(struct unpack *u, int dfd, const char *name, const char *pat
 	u->what = "hardlink target through a symlink or missing";
 	int tfd = open_parent(u->root, tpath, false, &tname);
 	if (tfd < 0)
-		return tfd;
+		return tfd == -ELOOP || tfd == -ENOTDIR ? -EPERM : tfd;
 	rc = clear_name(dfd, name, false);
 	u->what = "hardlink";
 	/* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself. */
