@@ -3,7 +3,7 @@
  * dir, hardlink, symlink, modes, owners, times, User by name) and mounted as an overlay; one
  * image per hostile case, each refused with nothing written outside the store; two threads
  * sharing a layer; erofs and squashfs files when their mkfs tools exist. Whiteouts, owners
- * and mounts need root: without it the test skips (77). */
+ * and mounts need root: without it those tests skip. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -39,6 +39,7 @@
 #define MT_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
 static char top[PATH_MAX]; /* this run's directory: layouts, stores, outside/ */
+static bool is_root;       /* whiteouts, owners and mounts: the tests that need them skip */
 
 /* --- Building layers and layouts ------------------------------------------------------ */
 
@@ -99,6 +100,8 @@ static struct buf make_tar(const struct tent *ents, const char *media)
 			archive_entry_set_symlink(e, t->data);
 		if (t->type == E_HARDLINK)
 			archive_entry_set_hardlink(e, t->data);
+		if (t->type == E_DIR && t->data) /* an xattr the store must not apply */
+			archive_entry_xattr_add_entry(e, t->data, "y", 1);
 		if (t->type == E_CHR)
 			archive_entry_set_rdev(e, makedev(1, 3));
 		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
@@ -340,7 +343,8 @@ static const struct tent base_ents[] = {
 	{ E_FILE, "old.txt", 0644, 0, 0, "old" },
 	{ E_DIR, "opq/", 0755, 0, 0, NULL },
 	{ E_FILE, "opq/lower.txt", 0644, 0, 0, "lower" },
-	{ E_DIR, "secret/", 02750, 1000, 1001, NULL }, /* setgid dir: stripped */
+	{ E_DIR, "secret/", 02750, 1000, 1001, NULL },            /* setgid dir: stripped */
+	{ E_DIR, "fake/", 0755, 0, 0, "trusted.overlay.opaque" }, /* only whiteouts make opaque dirs */
 	{ E_DIR, "dev/", 0755, 0, 0, NULL },
 	{ E_CHR, "dev/null", 0666, 0, 0, NULL },  /* neutralised */
 	{ E_FIFO, "dev/fifo", 0600, 0, 0, NULL }, /* neutralised */
@@ -351,6 +355,7 @@ static const char base_list[] = "dev d0755 0:0 t=0\n"
 				"etc/group f0644 0:0 t=0 n=1 \"root:x:0:|staff:x:50:app|app:x:1001:|\"\n"
 				"etc/passwd f0644 0:0 t=0 n=1 "
 				"\"root:x:0:0:root:/root:/bin/sh|app:x:1000:1001::/home/app:/bin/sh|\"\n"
+				"fake d0755 0:0 t=0\n"
 				"old.txt f0644 0:0 t=0 n=1 \"old\"\n"
 				"opq d0755 0:0 t=0\n"
 				"opq/lower.txt f0644 0:0 t=0 n=1 \"lower\"\n"
@@ -417,6 +422,8 @@ static void state_dir(char *out, const char *name)
 static void test_normal_image(void **unused)
 {
 	(void)unused;
+	if (!is_root)
+		skip();
 	struct layer l[2] = { base_layer(), top_layer() };
 	char md[72], state[PATH_MAX], spec[PATH_MAX], err[512], path[PATH_MAX];
 	make_layout("normal", "v1", l, 2, normal_config, NEST_NONE, md);
@@ -504,6 +511,8 @@ static void test_normal_image(void **unused)
 static void test_user(void **unused)
 {
 	(void)unused;
+	if (!is_root)
+		skip();
 	static const struct tent hide_passwd[] = { { E_DIR, "etc/", 0755, 0, 0, NULL },
 						   { E_FILE, "etc/.wh.passwd", 0644, 0, 0, "" },
 						   { 0 } };
@@ -791,6 +800,10 @@ static void test_bad_manifest(void **unused)
 	assert_non_null(strstr(err, spec));
 	assert_non_null(strstr(err, md));
 	assert_non_null(strstr(err, "digest mismatch"));
+	mkpath(path, "%s/badmanifest/oci-layout", top);
+	write_file(path, "{\"imageLayoutVersion\":\"2.0.0\"}", 30);
+	assert_int_equal(img_resolve(state, spec, NULL, NULL, &img, err, sizeof(err)), -ENOTSUP);
+	assert_non_null(strstr(err, "imageLayoutVersion 2.0.0 is not 1.x"));
 	assert_int_equal(img_resolve(state, "/not/an/image", NULL, NULL, &img, err, sizeof(err)), -EINVAL);
 	mkpath(spec, "oci:%s/no-such-layout", top);
 	assert_int_equal(img_resolve(state, spec, NULL, NULL, &img, err, sizeof(err)), -ENOENT);
@@ -1014,6 +1027,8 @@ static void fsimage(const char *kind, unsigned flags)
 static void test_erofs(void **unused)
 {
 	(void)unused;
+	if (!is_root)
+		skip();
 	if (!have("mkfs.erofs"))
 		skip();
 	fsimage("erofs", LOOPDEV_LEGACY);
@@ -1022,6 +1037,8 @@ static void test_erofs(void **unused)
 static void test_squashfs(void **unused)
 {
 	(void)unused;
+	if (!is_root)
+		skip();
 	if (!have("mksquashfs"))
 		skip();
 	fsimage("squashfs", LOOPDEV_LEGACY);
@@ -1042,15 +1059,14 @@ static void test_spec(void **unused)
 
 int main(void)
 {
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_image: needs root (whiteouts, owners, mounts); skipped\n");
-		return 77;
-	}
-	/* Our mounts stay in our own namespace and go with it. */
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+	/* As root, our mounts stay in our own namespace and go with it. */
+	is_root = geteuid() == 0;
+	if (is_root && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)) {
 		perror("test_image: unshare");
 		return 77;
 	}
+	if (!is_root)
+		fprintf(stderr, "test_image: not root: the whiteout, owner and mount tests skip\n");
 	snprintf(top, sizeof(top), "/tmp/test_image.XXXXXX");
 	if (!mkdtemp(top))
 		return 1;
