@@ -328,6 +328,7 @@ struct unpack {
 	struct dirfix *fix;
 	size_t nfix, capfix;
 	const char *what; /* what failed, for the message */
+	bool bad_read;    /* libarchive failed reading an entry's data */
 };
 
 /* Normalises an entry path into out ("a/b", "" for the root): empty and "." components go,
@@ -550,6 +551,7 @@ static int write_file(struct unpack *u, struct archive *a, struct archive_entry 
 			break;
 		if (ar < ARCHIVE_WARN) {
 			u->what = archive_error_string(a);
+			u->bad_read = true;
 			rc = -EIO;
 			goto out;
 		}
@@ -703,6 +705,7 @@ static int blob_check(struct blobread *b, const struct desc *d)
 static int extract(struct res *r, const struct desc *d, int fd, int root, uint64_t index, uint64_t n)
 {
 	struct unpack u = { .r = r, .root = root, .owner = geteuid() == 0 };
+	char why[256];
 	struct blobread *b = calloc(1, sizeof(*b));
 	struct archive *a = archive_read_new();
 	int rc = -ENOMEM;
@@ -731,7 +734,7 @@ static int extract(struct res *r, const struct desc *d, int fd, int root, uint64
 		}
 		if ((rc = unpack_entry(&u, a, e)) < 0) {
 			/* A read error inside an entry's data: a damaged blob, say so below. */
-			if (rc == -EIO && archive_errno(a) != 0)
+			if (u.bad_read)
 				goto bad_archive;
 			goto out;
 		}
@@ -746,12 +749,11 @@ static int extract(struct res *r, const struct desc *d, int fd, int root, uint64
 bad_archive:
 	/* A damaged blob is first a digest or size mismatch; only a blob that checks out is a
 	 * bad archive (truncated, not a tar). */
-	char keep[256];
-	snprintf(keep, sizeof(keep), "%s", archive_error_string(a) ? archive_error_string(a) : "?");
+	snprintf(why, sizeof(why), "%s", archive_error_string(a) ? archive_error_string(a) : "?");
 	if (r->errsz)
 		r->err[0] = 0;
 	if ((rc = blob_check(b, d)) == 0)
-		rc = fail(r, -EIO, "not a readable tar layer: %s: refused", keep);
+		rc = fail(r, -EIO, "not a readable tar layer: %s: refused", why);
 out:
 	for (size_t i = 0; i < u.nfix; i++)
 		free(u.fix[i].path);
@@ -1083,6 +1085,8 @@ static int read_etc(const struct img *img, const char *name, char **out)
 		char y;
 		stop = fgetxattr(etc, OPAQUE_XATTR, &y, 1) == 1 && y == 'y';
 		if (fstatat(etc, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* Read if a file; as anything else (a whiteout, a symlink) it hides the
+			 * lower ones all the same. */
 			stop = true;
 			if (S_ISREG(st.st_mode)) {
 				int fd = openat(etc, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -1092,7 +1096,6 @@ static int read_etc(const struct img *img, const char *name, char **out)
 					close(fd);
 			}
 		}
-		/* Present as anything else (a whiteout, a symlink): it hides the lower ones. */
 		close(etc);
 		if (rc < 0 || stop)
 			return rc;
