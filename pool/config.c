@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cfg.h"
+#include "image.h"
 
 static const cyaml_strval_t type_names[] = { { "isolated", SBX_ISOLATED }, { "noop", SBX_NOOP } };
 static const cyaml_strval_t network_names[] = { { "none", NET_NONE }, { "egress", NET_EGRESS } };
@@ -22,6 +23,16 @@ static const cyaml_strval_t network_names[] = { { "none", NET_NONE }, { "egress"
 	  "isolated: a full sandbox; noop: exec answers OK at once without a process")                       \
 	X(struct pool_profile_cfg, STR, root, SBX_ROOT_SYSTEM, 1, 4096, NULL,                                \
 	  "read-only root: system (the host's /usr, /lib*, /etc on an empty root), / or an image dir")       \
+	X(struct pool_profile_cfg, STR, image, NULL, 1, 4096, NULL,                                          \
+	  "an image as the root instead: oci:PATH[:TAG] (an OCI image layout) or an .erofs/.squashfs "       \
+	  "file; each sandbox gets a writable overlay of it (docs/environments.md)")                          \
+	X(struct pool_profile_cfg, U32, disk_mb, "1024", 1, 1048576, NULL,                                   \
+	  "image profiles: what a sandbox may write to its root (tmpfs upper layer), MiB")                   \
+	X(struct pool_profile_cfg, STR, user, NULL, 1, 64, NULL,                                             \
+	  "image profiles: the image user (name or uid) whose files the sandbox owns (default: the "         \
+	  "image's User, else root)")                                                                        \
+	X(struct pool_profile_cfg, STR, workdir, NULL, 1, 4096, NULL,                                        \
+	  "image profiles: the working directory (default: the image's WorkingDir, else /tmp)")              \
 	X(struct pool_profile_cfg, STR, hostname, "sandbox", 1, 64, NULL, "hostname inside the sandbox")     \
 	X(struct pool_profile_cfg, U32, warm, NULL, 0, 1000000, NULL, "sandboxes kept ready to claim")       \
 	X(struct pool_profile_cfg, U32, max, "256", 1, 1000000, NULL, "sandboxes of this profile at most")   \
@@ -80,6 +91,16 @@ static const cyaml_schema_value_t profile_schema = {
 	  "CURVE: the coordinators' public keys accepted")                                                \
 	X(struct pool_cfg, STR, egress_range, "10.250.0.0/16", 9, 18, NULL,                               \
 	  "private IPv4 range of network: egress sandboxes, a /31 each; disjoint per pool of a host")     \
+	X(struct pool_cfg, STR, state_dir, "/var/lib/rollout-pool", 1, 1024, NULL,                        \
+	  "the pool's own files: the image layer store (layers/), image mounts (mnt/)")                   \
+	X(struct pool_cfg, STR, snapshot_dir, NULL, 1, 1024, NULL,                                        \
+	  "the snapshot store (default STATE_DIR/snapshots); a shared path lets pools open each other's")  \
+	X(struct pool_cfg, U32, snapshot_ttl_s, "86400", 1, UINT32_MAX, NULL,                             \
+	  "a snapshot unused this long is removed")                                                       \
+	X(struct pool_cfg, U32, snapshot_budget_mb, "10240", 1, UINT32_MAX, NULL,                         \
+	  "the store's size at most: over it, the least recently used snapshots go first")               \
+	X(struct pool_cfg, U32, snapshot_max_depth, "8", 1, 64, NULL,                                     \
+	  "snapshots of snapshots chain this deep at most; deeper, a snapshot is flattened into one layer") \
 	X(struct pool_cfg, SEQ, profiles, NULL, 1, 64, &profile_schema, "environment profiles (see below)")
 
 static const struct cfg_key pool_keys[] = { POOL_KEYS(CFG_KEY_ROW) };
@@ -144,7 +165,20 @@ static int check_profile(struct pool_profile_cfg *p, unsigned i, const char *pat
 		return cfg_fail(err, cap, path, "pool.profiles.uid_base", i,
 				"profiles[%u] (%s): uid_base must be an unprivileged range", i, p->name);
 	struct stat st;
-	if (p->type == SBX_ISOLATED && strcmp(p->root, SBX_ROOT_SYSTEM) != 0 &&
+	if (p->image && !img_spec_is_image(p->image))
+		return cfg_fail(err, cap, path, "pool.profiles.image", i,
+				"profiles[%u] (%s): image '%s' is not oci:PATH[:TAG] or an .erofs/.squashfs file",
+				i, p->name, p->image);
+	if (p->image && p->type == SBX_NOOP)
+		return cfg_fail(err, cap, path, "pool.profiles.image", i,
+				"profiles[%u] (%s): a noop profile has no root: drop image", i, p->name);
+	if (!p->image && (p->user || p->workdir))
+		return cfg_fail(err, cap, path, p->user ? "pool.profiles.user" : "pool.profiles.workdir", i,
+				"profiles[%u] (%s): user and workdir need image", i, p->name);
+	if (p->workdir && p->workdir[0] != '/')
+		return cfg_fail(err, cap, path, "pool.profiles.workdir", i,
+				"profiles[%u] (%s): workdir must be absolute", i, p->name);
+	if (p->type == SBX_ISOLATED && !p->image && strcmp(p->root, SBX_ROOT_SYSTEM) != 0 &&
 	    (stat(p->root, &st) < 0 || !S_ISDIR(st.st_mode)))
 		return cfg_fail(err, cap, path, "pool.profiles.root", i,
 				"profiles[%u] (%s): root '%s' is not a directory", i, p->name, p->root);
@@ -266,6 +300,10 @@ void pool_profile_to_sbx(const struct pool_profile_cfg *c, struct sbx_profile *p
 	p->type = (enum sbx_type)c->type;
 	p->root = c->root;
 	p->hostname = c->hostname;
+	p->image = c->image;
+	p->disk_mb = c->disk_mb;
+	p->user = c->user;
+	p->workdir = c->workdir;
 	p->warm = c->warm;
 	p->max = c->max;
 	p->workdir_mb = c->workdir_mb;

@@ -14,6 +14,9 @@ struct pool_profile_cfg {
 	char *name;
 	int type; /* enum sbx_type */
 	char *root;
+	char *image;
+	uint32_t disk_mb;
+	char *user, *workdir;
 	char *hostname;
 	uint32_t warm, max, workdir_mb, memory_mb, pids, cpu_percent;
 	uint32_t timeout_ms, max_timeout_ms, output_cap, max_output_cap, nofile, file_mb;
@@ -37,6 +40,8 @@ struct pool_cfg {
 	char **curve_allowed;
 	unsigned curve_allowed_count;
 	char *egress_range; /* addresses of network: egress sandboxes */
+	char *state_dir, *snapshot_dir;
+	uint32_t snapshot_ttl_s, snapshot_budget_mb, snapshot_max_depth;
 	struct pool_profile_cfg *profiles;
 	unsigned profiles_count;
 	/* Filled by pool_config_load, not keys: */

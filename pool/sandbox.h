@@ -53,6 +53,29 @@ struct sbx_profile {
 	uint32_t uid_count;
 	const char *env[SBX_MAX_ENV];  /* "NAME=value", NULL-terminated */
 	const struct net_profile *net; /* network: egress (net.h); NULL: loopback only */
+	/* Image profiles (docs/environments.md): a writable overlay root on the image's layers. */
+	const char *image;       /* the spec from the config; NULL: root is used */
+	uint32_t disk_mb;        /* size of the sandbox's upper layer (tmpfs) */
+	const char *user;        /* config override of the image's User */
+	const char *workdir;     /* config override of the image's WorkingDir */
+	const struct sbx_image *img; /* set once the image is resolved; NULL: not ready */
+};
+
+/* A resolved image as the zygote uses it: layer directories, the image user whose files
+ * the sandbox owns (its uid is mapped to the sandbox's own through an idmapped mount of
+ * each layer), the working directory and the environment (the image's, then the profile's). */
+struct sbx_image {
+	char id[72];
+	char **layers; /* bottom first */
+	unsigned nlayers;
+	uint32_t uid, gid;
+	char *cwd;
+};
+
+/* A sandbox started from a snapshot: its snapshot layers above the image's, top first. */
+struct sbx_from {
+	const char *const *layers;
+	unsigned nlayers;
 };
 
 /* Process-wide state built once at pool start. */
