@@ -290,6 +290,8 @@ struct child_arg {
 	int sync_fd; /* read end: one byte once the parent placed us in the cgroup */
 	uint32_t uid;
 	uint64_t slot; /* spreads sandboxes over the NUMA nodes' cpusets */
+	int idmap;     /* image profiles: the user namespace whose map the layers are mounted with */
+	const struct sbx_from *from; /* snapshot layers, or NULL */
 };
 
 static int bind_dev(const char *root, const char *name)
@@ -312,17 +314,98 @@ static int mount_at(const char *root, const char *dir, const char *fstype, unsig
 	return mount(fstype, p, fstype, flags, opts) < 0 ? -errno : 0;
 }
 
+/* An image sandbox's root: an overlay of the snapshot layers (if any) and the image's layers,
+ * each an idmapped mount in which the image user's files belong to the sandbox's uid, below
+ * a private upper layer on a tmpfs of disk_mb. Mounted at <staging>/r; the upper directory
+ * stays reachable to the pool as init's SBX_UPPER_FD (snapshots read it from there). */
+static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p, const struct child_arg *a,
+		      char *root, size_t cap)
+{
+	const struct sbx_image *img = p->img;
+	char opts[64], upper[300], work[300];
+	if (!img)
+		return -EAGAIN;
+	snprintf(opts, sizeof(opts), "size=%um,mode=0755", p->disk_mb);
+	if (mount("tmpfs", rt->staging, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		return -errno;
+	snprintf(upper, sizeof(upper), "%s/u", rt->staging);
+	snprintf(work, sizeof(work), "%s/w", rt->staging);
+	snprintf(root, cap, "%s/r", rt->staging);
+	if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
+		return -errno;
+	/* fd 4, the lowest free one: init keeps it (close-on-exec) for the pool. */
+	int ufd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ufd < 0)
+		return -errno;
+	if (ufd != SBX_UPPER_FD && (dup3(ufd, SBX_UPPER_FD, O_CLOEXEC) < 0 || close(ufd) < 0))
+		return -errno;
+	int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -errno;
+	unsigned n = (a->from ? a->from->nlayers : 0) + img->nlayers;
+	int rc = 0;
+	struct stat top;
+	for (unsigned i = 0; i < n && !rc; i++) {
+		/* Top first: the snapshot layers, then the image's from its last layer down. */
+		const char *dir = a->from && i < a->from->nlayers ? a->from->layers[i]
+								   : img->layers[n - 1 - i];
+		int lfd = (int)syscall(SYS_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY |
+						       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+					   .userns_fd = (uint64_t)a->idmap };
+		if (lfd < 0 ||
+		    syscall(SYS_mount_setattr, lfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
+		    (i == 0 && fstat(lfd, &top) < 0) ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lfd) < 0)
+			rc = -errno;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	/* The root directory's owner and mode come from the upper layer's: the top layer's. */
+	if (!rc && (chown(upper, top.st_uid, top.st_gid) < 0 || chmod(upper, top.st_mode & 07777) < 0))
+		rc = -errno;
+	if (!rc && (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0))
+		rc = -errno;
+	int mfd = rc ? -1 : (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (!rc && (mfd < 0 || syscall(SYS_move_mount, mfd, "", AT_FDCWD, root, MOVE_MOUNT_F_EMPTY_PATH) < 0))
+		rc = -errno;
+	if (mfd >= 0)
+		close(mfd);
+	close(fs);
+	if (rc)
+		return rc;
+	/* Mount points the image may lack, made in the upper layer; /tmp is the sandbox's. */
+	static const char *const points[] = { "dev", "proc", "sys", "run" };
+	char d[512];
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+		snprintf(d, sizeof(d), "%s/%s", root, points[i]);
+		if (mkdir(d, 0755) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	snprintf(d, sizeof(d), "%s/tmp", root);
+	if (mkdir(d, 01777) == 0 && (chown(d, a->uid, a->uid) < 0 || chmod(d, 01777) < 0))
+		return -errno;
+	return 0;
+}
+
 /* The sandbox's file system view: the profile root read-only (the system tree, the host's
  * root or an image), a private tmpfs on /tmp (the
  * work area), a minimal /dev, a fresh /proc, and empty read-only /run and /sys. */
-static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, uint32_t uid)
+static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, const struct child_arg *a)
 {
 	const char *root = rt->staging;
-	char opts[128];
+	char opts[128], image_dir[300];
+	uint32_t uid = a->uid;
 	int rc;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -errno;
-	if (sbx_profile_system(p)) {
+	if (p->image) {
+		if ((rc = image_root(rt, p, a, image_dir, sizeof(image_dir))))
+			return rc;
+		root = image_dir;
+	} else if (sbx_profile_system(p)) {
 		/* This namespace's copy of the tree the pool built, read-only already; without
 		 * one (no root), a tree of our own, which costs a few mounts more. */
 		if (rt->system_ready)
@@ -346,7 +429,8 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 	/* In a user namespace only uid 0 is mapped (to the pool's own uid). */
 	uint32_t owner = rt->userns ? 0 : uid;
 	snprintf(opts, sizeof(opts), "size=%um,mode=0755,uid=%u,gid=%u", p->workdir_mb, owner, owner);
-	if ((rc = mount_at(root, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)))
+	/* An image sandbox's /tmp is part of its writable root (and of its snapshots). */
+	if (!p->image && (rc = mount_at(root, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)))
 		return rc;
 	if ((rc = mount_at(root, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")))
 		return rc;
@@ -373,8 +457,8 @@ static int setup_fs(const struct sbx_runtime *rt, const struct sbx_profile *p, u
 		return rc;
 	if ((rc = mount_at(root, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)))
 		return rc;
-	if ((rc = mount_at(root, "/run", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			   "size=4k,mode=0755")))
+	if (!p->image && (rc = mount_at(root, "/run", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+					"size=4k,mode=0755")))
 		return rc;
 	if ((rc = mount_at(root, "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 			   "size=4k,mode=0755")))
@@ -473,7 +557,16 @@ static int child_main(void *argp)
 	/* Only the socket to the pool stays open, as fd 3. */
 	if (dup2(a->fd, 3) < 0)
 		_exit(1);
-	syscall(SYS_close_range, 4, ~0u, 0);
+	/* The idmap namespace of an image sandbox is needed until its root is mounted. */
+	if (a->idmap >= 0) {
+		if (a->idmap != 5 && dup3(a->idmap, 5, O_CLOEXEC) < 0)
+			_exit(1);
+		a->idmap = 5;
+		syscall(SYS_close_range, 6, ~0u, 0);
+		close(4);
+	} else {
+		syscall(SYS_close_range, 4, ~0u, 0);
+	}
 	int fd = 3;
 	/* dup2 cleared close-on-exec: commands must not inherit the pool's socket. */
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -483,7 +576,9 @@ static int child_main(void *argp)
 		if ((rc = (expr)) < 0) \
 			goto fail;     \
 	} while (0)
-	STEP(setup_fs(a->rt, p, a->uid));
+	STEP(setup_fs(a->rt, p, a));
+	if (a->idmap >= 0)
+		close(a->idmap);
 	STEP(stdio_to_null());
 	STEP(sethostname(p->hostname, strlen(p->hostname)) < 0 ? -errno : 0);
 	if (a->netns < 0)
@@ -506,7 +601,7 @@ static int child_main(void *argp)
 	STEP(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, a->rt->seccomp_prog) < 0
 		 ? -errno
 		 : 0);
-	STEP(chdir("/tmp") < 0 ? -errno : 0);
+	STEP(chdir(p->img && p->img->cwd ? p->img->cwd : "/tmp") < 0 ? -errno : 0);
 	/* Not dumpable: commands running as the same uid cannot open /proc/1/mem or ptrace
 	 * their way into init (exec makes them dumpable again, init stays not). */
 	STEP(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0);
@@ -555,6 +650,76 @@ static int write_file_str(const char *path, const char *s)
 	return rc;
 }
 
+/* Appends uid_map extents: `from` (an image uid) to `to` (the sandbox's), every other id
+ * below 65536 to itself, except `to` (a host id two extents cannot both map to). */
+static size_t idmap_text(char *buf, size_t cap, uint32_t from, uint32_t to)
+{
+	size_t n = (size_t)snprintf(buf, cap, "%u %u 1\n", from, to);
+	uint32_t holes[2] = { from < to ? from : to, from < to ? to : from }, start = 0;
+	for (int h = 0; h < 2 && start < 65536; h++) {
+		if (holes[h] < start)
+			continue;
+		uint32_t stop = holes[h] < 65536 ? holes[h] : 65536;
+		if (stop > start)
+			n += (size_t)snprintf(buf + n, cap - n, "%u %u %u\n", start, start, stop - start);
+		start = holes[h] + 1;
+	}
+	if (start < 65536)
+		n += (size_t)snprintf(buf + n, cap - n, "%u %u %u\n", start, start, 65536 - start);
+	return n;
+}
+
+static int idmap_child(void *arg)
+{
+	int *pipefd = arg;
+	char c;
+	ssize_t r = read(pipefd[0], &c, 1); /* until the parent has what it needs */
+	(void)r;
+	_exit(0);
+}
+
+int idmap_get(struct sbx_runtime *rt, uint32_t uid, uint32_t iuid, uint32_t igid)
+{
+	struct sbx_idmap *e = &rt->idmaps[(uid * 2654435761u ^ iuid ^ (igid << 7)) % SBX_IDMAP_CACHE];
+	if (e->fd > 0 && e->uid == uid && e->iuid == iuid && e->igid == igid)
+		return e->fd;
+	if (iuid >= 65536 || igid >= 65536)
+		return -EINVAL;
+	int pp[2];
+	if (pipe2(pp, O_CLOEXEC) < 0)
+		return -errno;
+	static char stack[16384] __attribute__((aligned(16)));
+	pid_t pid = clone(idmap_child, stack + sizeof(stack), CLONE_NEWUSER | CLONE_VM | SIGCHLD, pp);
+	if (pid < 0) {
+		int rc = -errno;
+		close(pp[0]);
+		close(pp[1]);
+		return rc;
+	}
+	char path[64], map[256];
+	int rc = 0;
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	idmap_text(map, sizeof(map), iuid, uid);
+	rc = write_file_str(path, map);
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	idmap_text(map, sizeof(map), igid, uid);
+	if (!rc)
+		rc = write_file_str(path, map);
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	int fd = rc ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+	if (!rc && fd < 0)
+		rc = -errno;
+	close(pp[1]);
+	close(pp[0]);
+	waitpid(pid, NULL, 0);
+	if (rc)
+		return rc;
+	if (e->fd > 0)
+		close(e->fd);
+	*e = (struct sbx_idmap){ .uid = uid, .iuid = iuid, .igid = igid, .fd = fd };
+	return fd;
+}
+
 int sbx_netns_fill(struct sbx_runtime *rt, int want)
 {
 	if (want > SBX_NETNS_STOCK)
@@ -574,7 +739,8 @@ int sbx_netns_fill(struct sbx_runtime *rt, int want)
 	return rt->nnetns;
 }
 
-int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, struct sbx *out)
+int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, const struct sbx_from *from,
+	       struct sbx *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->id = id;
@@ -632,7 +798,14 @@ int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id,
 			close(netns);
 		goto fail_fds;
 	}
-	struct child_arg arg = { rt, p, sv[1], netns, sync[0], out->uid, id };
+	int idmap = -1;
+	if (p->image && (idmap = p->img ? idmap_get(rt, out->uid, p->img->uid, p->img->gid) : -EAGAIN) < 0) {
+		rc = idmap;
+		if (netns >= 0)
+			close(netns);
+		goto fail_fds;
+	}
+	struct child_arg arg = { rt, p, sv[1], netns, sync[0], out->uid, id, idmap, from };
 	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 	if (netns < 0)
 		flags |= CLONE_NEWNET;

@@ -24,6 +24,10 @@
 #define SBX_NETNS_STOCK 256
 #define SBX_MAX_MASKS   4
 #define SBX_MAX_HIDDEN  4
+#define SBX_IDMAP_CACHE 1024
+/* init's descriptor of an image sandbox's upper directory (O_PATH): the pool opens it as
+ * /proc/PID/fd/4 to take snapshots. */
+#define SBX_UPPER_FD 4
 
 /* The profile root that is no host data: the host's system directories (/usr, /bin, /sbin,
  * /lib*, /etc without its secrets) read-only on an otherwise empty root. */
@@ -111,6 +115,13 @@ struct sbx_runtime {
 	 * sandbox builds its own in its user namespace. */
 	char system_root[280];
 	bool system_ready;
+	char snapshot_dir[1024]; /* the snapshot store (snapstore.h), read by the zygote */
+	/* User namespaces used only for their maps: image layers are mounted idmapped with one,
+	 * so a sandbox owns its image user's files. Made once per (uid, image user). */
+	struct sbx_idmap {
+		uint32_t uid, iuid, igid;
+		int fd;
+	} idmaps[SBX_IDMAP_CACHE];
 };
 
 struct sbx {
@@ -148,8 +159,13 @@ bool sbx_profile_system(const struct sbx_profile *p);
  * returns how many it holds. Call when idle. */
 int sbx_netns_fill(struct sbx_runtime *rt, int want);
 
-/* Creates a sandbox and waits until its init is ready to take actions. */
-int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, struct sbx *out);
+/* Creates a sandbox and waits until its init is ready to take actions. from: the snapshot
+ * layers an image sandbox starts from (NULL: the bare image). */
+int sbx_create(struct sbx_runtime *rt, const struct sbx_profile *p, uint64_t id, const struct sbx_from *from,
+	       struct sbx *out);
+/* The idmap user namespace (cached) that maps image uid/gid iuid/igid to uid: an fd, or
+ * -errno. */
+int idmap_get(struct sbx_runtime *rt, uint32_t uid, uint32_t iuid, uint32_t igid);
 /* Kills the whole sandbox (init is pid 1 of its namespace: everything in it dies), reaps
  * init, removes the cgroup and closes the fds. Safe on a half-created sandbox. */
 void sbx_destroy(struct sbx_runtime *rt, struct sbx *s);

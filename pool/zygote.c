@@ -100,6 +100,70 @@ static void hide_cmdline(void)
 	memcpy(start, name, len > sizeof(name) ? sizeof(name) : len - 1);
 }
 
+/* A profile's image, as the pool sent it (see zy_image): the zygote's copy of the profile
+ * points into it from then on. */
+static void install_image(struct sbx_profile *p, const char *data, size_t len)
+{
+	const char *end = data + len, *s = data;
+	const char *field[4];
+	for (int i = 0; i < 4; i++) {
+		field[i] = s;
+		s += strnlen(s, (size_t)(end - s)) + 1;
+		if (s > end)
+			return;
+	}
+	struct sbx_image *img = calloc(1, sizeof(*img));
+	if (!img)
+		return;
+	snprintf(img->id, sizeof(img->id), "%s", field[0]);
+	img->uid = (uint32_t)strtoul(field[1], NULL, 10);
+	img->gid = (uint32_t)strtoul(field[2], NULL, 10);
+	img->cwd = strdup(field[3]);
+	size_t cap = 0;
+	while (s < end && *s) {
+		if (img->nlayers == cap) {
+			char **l = realloc(img->layers, (cap = cap ? cap * 2 : 8) * sizeof(*l));
+			if (!l)
+				return;
+			img->layers = l;
+		}
+		img->layers[img->nlayers++] = strdup(s);
+		s += strlen(s) + 1;
+	}
+	s++;
+	size_t n = 0;
+	while (s < end && *s && n < SBX_MAX_ENV - 1) {
+		p->env[n++] = strdup(s);
+		s += strlen(s) + 1;
+	}
+	p->env[n] = NULL;
+	p->img = img; /* the old one, if any, stays: sandboxes made from it may point at it */
+}
+
+/* Creates a sandbox, from a snapshot when req names one. */
+static int create(struct sbx_runtime *rt, const struct sbx_profile *p, const struct zy_req *req, struct sbx *s)
+{
+	if (!req->snap[0])
+		return sbx_create(rt, p, req->id, NULL, s);
+	if (!p->img)
+		return -EAGAIN;
+	static char layers[64][PATH_MAX];
+	static const char *ptrs[64];
+	unsigned n;
+	struct snap_meta top;
+	char snap[SNAP_ID_MAX];
+	snprintf(snap, sizeof(snap), "%.*s", (int)sizeof(req->snap) - 1, req->snap);
+	int rc = snap_chain(rt->snapshot_dir, snap, layers, 64, &n, &top);
+	if (rc)
+		return rc;
+	if (strcmp(top.image, p->img->id) != 0)
+		return -EXDEV; /* taken on another image */
+	for (unsigned i = 0; i < n; i++)
+		ptrs[i] = layers[i];
+	struct sbx_from from = { ptrs, n };
+	return sbx_create(rt, p, req->id, &from, s);
+}
+
 static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profile *profiles,
 			size_t nprofiles)
 {
@@ -121,10 +185,20 @@ static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profi
 			;
 		if (n <= 0)
 			continue;
-		struct zy_req req;
-		ssize_t got = recv(sock, &req, sizeof(req), 0);
+		static char buf[ZY_MAX_PACKET];
+		ssize_t got = recv(sock, buf, sizeof(buf), 0);
 		if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
 			break; /* the pool is gone or closed us: clean up and leave */
+		struct zy_req req;
+		if (got < (ssize_t)sizeof(req))
+			continue;
+		memcpy(&req, buf, sizeof(req));
+		if (req.op == ZY_IMAGE) {
+			if (req.profile < nprofiles)
+				install_image((struct sbx_profile *)&profiles[req.profile], buf + sizeof(req),
+					      (size_t)got - sizeof(req));
+			continue;
+		}
 		if (got != sizeof(req))
 			continue;
 		struct zy_resp resp = { .op = req.op, .id = req.id };
@@ -134,7 +208,7 @@ static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profi
 				resp.status = req.profile < nprofiles ? -ENOMEM : -EINVAL;
 			} else {
 				uint64_t t0 = zy_now_ns();
-				resp.status = sbx_create(rt, &profiles[req.profile], req.id, &z->s);
+				resp.status = create(rt, &profiles[req.profile], &req, &z->s);
 				resp.create_ns = zy_now_ns() - t0;
 				if (resp.status == 0) {
 					z->used = true;
@@ -227,7 +301,67 @@ int zy_flush(struct zygote *z)
 	return 0;
 }
 
+int zy_image(struct zygote *z, uint32_t profile, const struct sbx_image *img, const char *const *env)
+{
+	static char buf[ZY_MAX_PACKET];
+	struct zy_req req = { .op = ZY_IMAGE, .profile = profile };
+	memcpy(buf, &req, sizeof(req));
+	size_t n = sizeof(req);
+	char num[2][16];
+	snprintf(num[0], sizeof(num[0]), "%u", img->uid);
+	snprintf(num[1], sizeof(num[1]), "%u", img->gid);
+	const char *head[4] = { img->id, num[0], num[1], img->cwd ? img->cwd : "/tmp" };
+#define PUT(str)                                        \
+	do {                                            \
+		size_t l_ = strlen(str) + 1;            \
+		if (n + l_ + 1 > sizeof(buf))           \
+			return -E2BIG;                  \
+		memcpy(buf + n, str, l_);               \
+		n += l_;                                \
+	} while (0)
+	for (int i = 0; i < 4; i++)
+		PUT(head[i]);
+	for (unsigned i = 0; i < img->nlayers; i++)
+		PUT(img->layers[i]);
+	PUT("");
+	for (size_t i = 0; env && env[i]; i++)
+		PUT(env[i]);
+#undef PUT
+	/* After the requests already queued: they may be for other profiles. */
+	for (int tries = 0; tries < 100; tries++) {
+		int rc = zy_flush(z);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			ssize_t w = send(z->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w == (ssize_t)n)
+				return 0;
+			if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -errno;
+		}
+		struct pollfd pf = { .fd = z->fd, .events = POLLOUT };
+		poll(&pf, 1, 10);
+	}
+	return -ETIMEDOUT;
+}
+
+static int enqueue(struct zygote *z, const struct zy_req *r);
+
 int zy_request(struct zygote *z, uint32_t op, uint32_t profile, uint64_t id)
+{
+	struct zy_req r = { .op = op, .profile = profile, .id = id };
+	return enqueue(z, &r);
+}
+
+int zy_request_from(struct zygote *z, uint32_t profile, uint64_t id, const char *snap)
+{
+	struct zy_req r = { .op = ZY_CREATE, .profile = profile, .id = id };
+	if (snap)
+		snprintf(r.snap, sizeof(r.snap), "%s", snap);
+	return enqueue(z, &r);
+}
+
+static int enqueue(struct zygote *z, const struct zy_req *r)
 {
 	if (z->qlen == z->qcap) {
 		size_t cap = z->qcap ? z->qcap * 2 : 64;
@@ -241,7 +375,7 @@ int zy_request(struct zygote *z, uint32_t op, uint32_t profile, uint64_t id)
 		z->qcap = cap;
 		z->qhead = 0;
 	}
-	z->q[(z->qhead + z->qlen) % z->qcap] = (struct zy_req){ .op = op, .profile = profile, .id = id };
+	z->q[(z->qhead + z->qlen) % z->qcap] = *r;
 	z->qlen++;
 	return zy_flush(z);
 }

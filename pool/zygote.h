@@ -9,13 +9,17 @@
 #include <sys/types.h>
 
 #include "sandbox.h"
+#include "snapstore.h"
 
-enum { ZY_CREATE = 1, ZY_DESTROY = 2, ZY_EXIT = 3 };
+#define ZY_MAX_PACKET (64u << 10) /* a ZY_IMAGE record at most */
+
+enum { ZY_CREATE = 1, ZY_DESTROY = 2, ZY_EXIT = 3, ZY_IMAGE = 4 };
 
 struct zy_req {
 	uint32_t op;
 	uint32_t profile; /* index into the profiles given to zy_start */
 	uint64_t id;
+	char snap[SNAP_ID_MAX]; /* ZY_CREATE: the snapshot to start from, or "" */
 };
 
 struct zy_resp {
@@ -48,6 +52,11 @@ static inline bool zy_pending(const struct zygote *z)
 {
 	return z->qlen > 0;
 }
+/* Gives the zygote a profile's resolved image and its environment (NULL-terminated): its
+ * sandboxes can be created from then on. Waits up to a second for room on the socket. */
+int zy_image(struct zygote *z, uint32_t profile, const struct sbx_image *img, const char *const *env);
+/* ZY_CREATE from a snapshot (snap: its id; NULL: the bare image). */
+int zy_request_from(struct zygote *z, uint32_t profile, uint64_t id, const char *snap);
 /* Reads one answer; on a successful creation *sock_fd and *pidfd are the sandbox's.
  * -EAGAIN when none waits, -EPIPE when the zygote is gone. */
 int zy_receive(struct zygote *z, struct zy_resp *resp, int *sock_fd, int *pidfd);

@@ -6,8 +6,18 @@
 ssize_t rw_completion_build(struct fb_builder *b, const struct rw_completion *c)
 {
 	fb_ref_t msg = c->message ? fb_create_string(b, c->message) : 0;
+	fb_ref_t ckpt = c->checkpoint ? fb_create_string(b, c->checkpoint) : 0;
+	fb_ref_t snap = c->snapshot ? fb_create_string(b, c->snapshot) : 0;
 	fb_ref_t result = 0;
 	switch (c->result_type) {
+	case rw_Result_Snapshotted:
+		rw_Snapshotted_start(b);
+		rw_Snapshotted_add_snapshot(b, snap);
+		rw_Snapshotted_add_bytes(b, c->snapshot_bytes);
+		rw_Snapshotted_add_files(b, c->snapshot_files);
+		rw_Snapshotted_add_frozen_us(b, c->frozen_us);
+		result = rw_Snapshotted_end(b);
+		break;
 	case rw_Result_Opened:
 		rw_Opened_start(b);
 		rw_Opened_add_sandbox(b, c->sandbox);
@@ -35,6 +45,10 @@ ssize_t rw_completion_build(struct fb_builder *b, const struct rw_completion *c)
 	rw_Completion_add_message(b, msg);
 	if (result)
 		rw_Completion_add_result(b, c->result_type, result);
+	if (ckpt) {
+		rw_Completion_add_checkpoint(b, ckpt);
+		rw_Completion_add_checkpoint_request_id(b, c->checkpoint_request_id);
+	}
 	fb_ref_t body = rw_Completion_end(b);
 	rw_Message_start(b);
 	if (c->dispatch_id)
@@ -58,6 +72,13 @@ int rw_completion_read(const void *buf, struct rw_completion *c)
 	const rw_Opened_t *o = rw_Completion_result_as_Opened(k);
 	c->sandbox = o ? rw_Opened_sandbox(o) : 0;
 	c->partial = rw_Completion_partial(k);
+	c->checkpoint = rw_Completion_checkpoint(k);
+	c->checkpoint_request_id = rw_Completion_checkpoint_request_id(k);
+	const rw_Snapshotted_t *s = rw_Completion_result_as_Snapshotted(k);
+	c->snapshot = s ? rw_Snapshotted_snapshot(s) : NULL;
+	c->snapshot_bytes = s ? rw_Snapshotted_bytes(s) : 0;
+	c->snapshot_files = s ? rw_Snapshotted_files(s) : 0;
+	c->frozen_us = s ? rw_Snapshotted_frozen_us(s) : 0;
 	return 0;
 }
 
@@ -91,6 +112,9 @@ bool rw_completion_fits(const void *buf, int kind)
 		return rw_Completion_result_as_ExecResult(k) != NULL;
 	case rw_Action_GetFile:
 		return rw_Completion_result_as_FileData(k) != NULL;
+	case rw_Action_Snapshot:
+		return rw_Completion_result_as_Snapshotted(k) != NULL &&
+		       rw_Snapshotted_snapshot(rw_Completion_result_as_Snapshotted(k)) != NULL;
 	default:
 		return true;
 	}

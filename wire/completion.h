@@ -17,9 +17,15 @@ struct rw_completion {
 	uint16_t status; /* rw_Status_* */
 	bool infra_failed;
 	const char *message; /* NULL: none */
-	uint8_t result_type; /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) */
+	uint8_t result_type; /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) /
+			      * Snapshotted */
 	uint64_t sandbox;    /* Opened.sandbox */
 	bool partial;        /* streamed output, not the completion (read only) */
+	const char *checkpoint; /* NULL: none; see Completion.checkpoint */
+	uint64_t checkpoint_request_id;
+	/* Snapshotted (result_type rw_Result_Snapshotted) */
+	const char *snapshot;
+	uint64_t snapshot_bytes, snapshot_files, frozen_us;
 };
 
 /* Builds a Message holding the Completion into b; returns its size or -ENOSPC. */

@@ -59,7 +59,7 @@ static int cold_create_pair(struct sbx_runtime *rt, const struct sbx_profile *no
 		const struct sbx_profile *p = i % 2 ? egress : none;
 		struct sbx s;
 		uint64_t t0 = bench_now_ns();
-		int rc = sbx_create(rt, p, 1000000 + (uint64_t)i, &s);
+		int rc = sbx_create(rt, p, 1000000 + (uint64_t)i, NULL, &s);
 		(i % 2 ? us_egress : us_none)[i / 2] = (double)(bench_now_ns() - t0) / 1000.0;
 		if (rc || (p->net && s.net_slot < 0)) {
 			fprintf(stderr, "rollout-bench sandbox: create%s: %s\n", p->net ? " (egress)" : "",
@@ -121,7 +121,7 @@ static int density(struct sbx_runtime *rt, const struct sbx_profile *p, int coun
 	int live = 0;
 	uint64_t t0 = bench_now_ns();
 	for (; live < count; live++) {
-		int rc = sbx_create(rt, p, 2000000 + (uint64_t)live, &all[live]);
+		int rc = sbx_create(rt, p, 2000000 + (uint64_t)live, NULL, &all[live]);
 		if (rc) {
 			bench_note("density: stopped at %d sandboxes: %s", live, strerror(-rc));
 			break;
