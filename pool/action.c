@@ -7,6 +7,7 @@
 
 #include "boxes.h"
 #include "completion.h"
+#include "env.h"
 #include "peer.h"
 #include "proto.h"
 #include "util.h"
@@ -74,6 +75,12 @@ void act_dispatch_next(struct pool *p, struct box *b)
 		if (ps->sp.type == SBX_NOOP) {
 			/* The benchmark aid: answers without running anything. */
 			proto_job_done(p, j, rw_Status_OK, false, NULL);
+			continue;
+		}
+		if (j->kind == rw_Action_Snapshot) {
+			free(j->msg);
+			j->msg = NULL;
+			env_snapshot(p, b, j); /* b->cur until it is taken */
 			continue;
 		}
 		/* The frame takes the request's bytes over (no copy, even for a big put). */
@@ -198,6 +205,8 @@ static int on_frame(void *arg, const uint8_t *msg, size_t len)
 	b->cur = NULL;
 	b->deadline = 0;
 	p->inflight--;
+	if (status == rw_Status_OK && env_checkpoint_due(p, b, j, msg, len))
+		return 0; /* the answer goes with its checkpoint */
 	peer_answer(p, j->peer, j->dispatch, msg, len);
 	proto_job_free(p, j);
 	act_dispatch_next(p, b);

@@ -2,6 +2,7 @@
  * with a request to the zygote; the zygote's answer (or the creation deadline) ends it:
  * the box goes to the oldest waiting open, or to the warm list. */
 #include "boxes.h"
+#include "env.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -67,9 +68,9 @@ static void creating_append(struct pool *p, struct box *b)
 }
 
 /* Asks the zygote, and watches its socket for room when the request had to wait. */
-static int zygote_request(struct pool *p, uint32_t op, uint32_t profile, uint64_t id)
+static int zygote_request(struct pool *p, uint32_t op, uint32_t profile, uint64_t id, const char *snap)
 {
-	int rc = zy_request(&p->zy, op, profile, id);
+	int rc = snap && snap[0] ? zy_request_from(&p->zy, profile, id, snap) : zy_request(&p->zy, op, profile, id);
 	if (rc == 1 && !p->zy_out) {
 		if (loop_mod(p->loop, p->zy.fd, EPOLLIN | EPOLLOUT) == 0)
 			p->zy_out = true;
@@ -80,18 +81,36 @@ static int zygote_request(struct pool *p, uint32_t op, uint32_t profile, uint64_
 	return rc < 0 ? rc : 0;
 }
 
+/* Completes a job of a sandbox that ends; a lost sandbox's answers name its checkpoint. */
+static void end_job(struct pool *p, struct box *b, struct job *j, int status, bool infra, const char *why)
+{
+	if (status == rw_Status_SANDBOX_LOST && b->checkpoint[0])
+		proto_job_done_checkpoint(p, j, status, infra, why, b->checkpoint, b->checkpoint_rid);
+	else
+		proto_job_done(p, j, status, infra, why);
+}
+
 void box_kill(struct pool *p, struct box *b, int cur_status, int rest_status, bool infra, const char *why)
 {
 	struct profile_state *ps = &p->prof[b->profile];
+	if (b->for_open) {
+		/* Made for one open that never got it. */
+		struct job *j = b->for_open;
+		b->for_open = NULL;
+		proto_job_done(p, j, cur_status == rw_Status_CANCELLED ? rw_Status_CANCELLED : rw_Status_INTERNAL,
+			       infra, why);
+	}
 	if (b->cur) {
 		struct job *j = b->cur;
 		b->cur = NULL;
 		p->inflight--;
-		proto_job_done(p, j, cur_status, infra, why);
+		end_job(p, b, j, cur_status, infra, why);
 	}
+	free(b->held);
+	b->held = NULL;
 	for (struct job *j = b->qhead, *n; j; j = n) {
 		n = j->next;
-		proto_job_done(p, j, rest_status, infra, why);
+		end_job(p, b, j, rest_status, infra, why);
 	}
 	b->qhead = b->qtail = NULL;
 	if (b->state == BOX_WARM)
@@ -114,7 +133,7 @@ void box_kill(struct pool *p, struct box *b, int cur_status, int rest_status, bo
 		close(b->s.fd);
 	/* A creation the zygote has not answered is destroyed when it arrives (or here). */
 	if (ps->sp.type != SBX_NOOP)
-		zygote_request(p, ZY_DESTROY, 0, b->s.id);
+		zygote_request(p, ZY_DESTROY, 0, b->s.id, NULL);
 	unlink_box(p, b);
 	free(b);
 	p->capacity_dirty = true;
@@ -153,6 +172,7 @@ void box_kill_all(struct pool *p, int status, const char *why)
 static void lease_to(struct pool *p, struct box *b, struct job *open)
 {
 	struct profile_state *ps = &p->prof[b->profile];
+	b->checkpoint_every = open->checkpoint_every;
 	if (b->state == BOX_WARM)
 		warm_remove(ps, b);
 	b->state = BOX_LEASED;
@@ -186,6 +206,12 @@ bool box_can_wait(const struct pool *p, int profile)
 static void box_ready(struct pool *p, struct box *b)
 {
 	struct profile_state *ps = &p->prof[b->profile];
+	if (b->for_open) {
+		struct job *j = b->for_open;
+		b->for_open = NULL;
+		lease_to(p, b, j);
+		return;
+	}
 	if (ps->waiting_head) {
 		struct job *j = ps->waiting_head;
 		ps->waiting_head = j->next;
@@ -202,12 +228,16 @@ static void box_ready(struct pool *p, struct box *b)
 	p->capacity_dirty = true;
 }
 
-static int start_create(struct pool *p, int profile)
+static int start_create(struct pool *p, int profile, struct job *for_open)
 {
 	struct profile_state *ps = &p->prof[profile];
 	struct box *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	if (for_open) {
+		b->for_open = for_open;
+		snprintf(b->from, sizeof(b->from), "%s", for_open->snap);
+	}
 	b->pool = p;
 	b->s.id = ++p->next_id;
 	b->s.fd = b->s.pidfd = -1;
@@ -215,7 +245,7 @@ static int start_create(struct pool *p, int profile)
 	b->state = BOX_CREATING;
 	frame_init(&b->io, -1, SBX_MAX_FRAME);
 	if (ps->sp.type != SBX_NOOP) {
-		int rc = zygote_request(p, ZY_CREATE, (uint32_t)profile, b->s.id);
+		int rc = zygote_request(p, ZY_CREATE, (uint32_t)profile, b->s.id, b->from);
 		if (rc) {
 			free(b);
 			return rc;
@@ -238,15 +268,24 @@ static int start_create(struct pool *p, int profile)
 	return 0;
 }
 
+int box_create_for(struct pool *p, int profile, struct job *open)
+{
+	struct profile_state *ps = &p->prof[profile];
+	if (ps->total >= ps->sp.max)
+		return -EBUSY;
+	return start_create(p, profile, open);
+}
+
 void box_refill(struct pool *p, int profile)
 {
 	struct profile_state *ps = &p->prof[profile];
-	if (p->draining || p->failed || (ps->fail_streak && rollout__now_ns() < ps->retry_at))
+	if (p->draining || p->failed || (ps->fail_streak && rollout__now_ns() < ps->retry_at) ||
+	    (ps->img_state && ps->img_state != ENV_IMG_READY))
 		return;
 	bool noop = ps->sp.type == SBX_NOOP;
 	while (ps->warm + ps->creating < ps->sp.warm + ps->waiting && ps->total < ps->sp.max &&
 	       (noop || (ps->creating < POOL_ZY_PER_PROFILE && p->zy_inflight < POOL_ZY_INFLIGHT)))
-		if (start_create(p, profile))
+		if (start_create(p, profile, NULL))
 			break;
 }
 
@@ -303,10 +342,23 @@ static void on_answer(struct pool *p, const struct zy_resp *r, int fd, int pidfd
 		if (pidfd >= 0)
 			close(pidfd);
 		if (r->status == 0)
-			zygote_request(p, ZY_DESTROY, 0, r->id);
+			zygote_request(p, ZY_DESTROY, 0, r->id, NULL);
 		return;
 	}
 	struct profile_state *ps = &p->prof[b->profile];
+	if (r->status && b->for_open &&
+	    (r->status == -ENOENT || r->status == -EXDEV || r->status == -EINVAL || r->status == -EBADMSG)) {
+		/* The open named a snapshot this pool cannot use: the open's error, not the
+		 * profile's (no back-off). */
+		struct job *j = b->for_open;
+		b->for_open = NULL;
+		proto_job_done(p, j, r->status == -ENOENT ? rw_Status_NOT_FOUND : rw_Status_BAD_REQUEST, false,
+			       r->status == -ENOENT   ? "no such snapshot in the store"
+			       : r->status == -EXDEV ? "the snapshot was taken on another image"
+						      : "the snapshot is damaged");
+		box_kill(p, b, rw_Status_INTERNAL, rw_Status_INTERNAL, true, "creation failed");
+		return;
+	}
 	if (r->status) {
 		creation_failed(p, b, r->status, "sandbox creation failed");
 		return;

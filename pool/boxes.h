@@ -17,6 +17,9 @@ bool box_can_wait(const struct pool *p, int profile);
 /* Starts creations while the profile is below its warm target plus the opens waiting,
  * within the in-flight caps and max, unless it is backing off. */
 void box_refill(struct pool *p, int profile);
+/* Starts a creation for this open alone (from the snapshot it names): it gets the sandbox,
+ * or its error. 0, -EBUSY (at max) or -errno. */
+int box_create_for(struct pool *p, int profile, struct job *open);
 /* Ends a sandbox: the running job completes with cur_status, queued ones with rest_status
  * (all with infra), and the zygote tears the sandbox down. b is freed. */
 void box_kill(struct pool *p, struct box *b, int cur_status, int rest_status, bool infra, const char *why);

@@ -100,6 +100,12 @@ int cg_init(struct cg_sys *s, const char *root, const char *group)
 			return rc;
 	}
 	s->version = 1;
+	/* Freezing is for snapshots only: groups there are made when one is taken. */
+	char fz[PATH_MAX];
+	snprintf(fz, sizeof(fz), "%s/freezer", root);
+	if (is_dir(fz) && (size_t)snprintf(s->freezer, sizeof(s->freezer), "%s/%s", fz, group) < sizeof(s->freezer) &&
+	    mkdir_p(s->freezer) != 0)
+		s->freezer[0] = 0;
 	return 0;
 }
 
@@ -108,6 +114,92 @@ static void path_of(const struct cg_sys *s, int ctl, const char *name, char *out
 	if ((size_t)snprintf(out, cap, "%s/%s", s->dir[s->version == 2 ? CG_UNIFIED : ctl], name) >= cap)
 		out[0] = 0; /* cannot happen with the pool's short names; an empty path fails cleanly */
 }
+
+static bool wait_for(const char *dir, const char *file, const char *want)
+{
+	char buf[256];
+	for (int i = 0; i < 2000; i++) {
+		if (read_file(dir, file, buf, sizeof(buf)) > 0 && strstr(buf, want))
+			return true;
+		usleep(i < 100 ? 50 : 1000);
+	}
+	return false;
+}
+
+/* Moves every process of the v1 group into its freezer group; the number moved. */
+static int move_to_freezer(const struct cg_sys *s, const char *name, const char *fdir)
+{
+	char p[PATH_MAX], buf[16384];
+	path_of(s, CG_PIDS, name, p, sizeof(p));
+	if (read_file(p, "cgroup.procs", buf, sizeof(buf)) < 0)
+		return 0;
+	int moved = 0;
+	for (char *c = buf, *end; *c; c = end) {
+		long pid = strtol(c, &end, 10);
+		if (end == c)
+			break;
+		char v[32];
+		snprintf(v, sizeof(v), "%ld", pid);
+		/* Already there: writing again is harmless; gone: nothing to freeze. */
+		if (write_file(fdir, "cgroup.procs", v) == 0)
+			moved++;
+		while (*end == '\n')
+			end++;
+	}
+	return moved;
+}
+
+int cg_freeze(const struct cg_sys *s, const char *name, bool freeze)
+{
+	char p[PATH_MAX];
+	if (s->version == 2) {
+		path_of(s, CG_UNIFIED, name, p, sizeof(p));
+		int rc = write_file(p, "cgroup.freeze", freeze ? "1" : "0");
+		if (rc || !freeze)
+			return rc;
+		return wait_for(p, "cgroup.events", "frozen 1") ? 0 : -ETIMEDOUT;
+	}
+	if (s->version != 1 || !s->freezer[0])
+		return -ENOTSUP;
+	if ((size_t)snprintf(p, sizeof(p), "%s/%s", s->freezer, name) >= sizeof(p))
+		return -ENAMETOOLONG;
+	if (!freeze)
+		return write_file(p, "freezer.state", "THAWED");
+	int rc = mkdir_p(p);
+	if (rc)
+		return rc;
+	/* A process that forks between the listing and the freeze leaves its child behind:
+	 * list again once frozen (nothing forks then) until nobody is left outside. */
+	for (int round = 0; round < 10; round++) {
+		move_to_freezer(s, name, p);
+		if ((rc = write_file(p, "freezer.state", "FROZEN")))
+			return rc;
+		if (!wait_for(p, "freezer.state", "FROZEN"))
+			return -ETIMEDOUT;
+		char a[PATH_MAX], in_pids[16384], in_fz[16384];
+		path_of(s, CG_PIDS, name, a, sizeof(a));
+		if (read_file(a, "cgroup.procs", in_pids, sizeof(in_pids)) < 0 ||
+		    read_file(p, "cgroup.procs", in_fz, sizeof(in_fz)) < 0)
+			return -EIO;
+		bool all = true;
+		for (char *c = in_pids, *end; *c && all; c = end) {
+			long pid = strtol(c, &end, 10);
+			if (end == c)
+				break;
+			char line[32];
+			snprintf(line, sizeof(line), "%ld\n", pid);
+			/* Membership by line: prefix the listing with a newline for the first. */
+			char *hit = strstr(in_fz, line);
+			all = hit && (hit == in_fz || hit[-1] == '\n');
+			while (*end == '\n')
+				end++;
+		}
+		if (all)
+			return 0;
+	}
+	return -EAGAIN;
+}
+
 
 int cg_create(const struct cg_sys *s, const char *name, const struct cg_limits *l)
 {
@@ -223,6 +315,10 @@ int cg_destroy(const struct cg_sys *s, const char *name)
 		if (rmdir(p) < 0 && errno != ENOENT)
 			rc = -errno;
 	}
+	if (s->version == 1 && s->freezer[0] &&
+	    (size_t)snprintf(p, sizeof(p), "%s/%s", s->freezer, name) < sizeof(p) && rmdir(p) < 0 &&
+	    errno != ENOENT)
+		rc = -errno;
 	return rc;
 }
 
@@ -260,10 +356,21 @@ int cg_reap_stale(const struct cg_sys *s)
 	int reaped = 0;
 	if (!s->version)
 		return 0;
-	DIR *d = opendir(s->dir[s->version == 2 ? CG_UNIFIED : CG_PIDS]);
+	DIR *d;
+	struct dirent *e;
+	if (s->version == 1 && s->freezer[0] && (d = opendir(s->freezer))) {
+		/* A pool killed mid-snapshot left its sandbox frozen: thawed, it can die. */
+		while ((e = readdir(d)))
+			if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+				char fz[PATH_MAX];
+				if ((size_t)snprintf(fz, sizeof(fz), "%s/%s", s->freezer, e->d_name) < sizeof(fz))
+					write_file(fz, "freezer.state", "THAWED");
+			}
+		closedir(d);
+	}
+	d = opendir(s->dir[s->version == 2 ? CG_UNIFIED : CG_PIDS]);
 	if (!d)
 		return -errno;
-	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (e->d_type != DT_DIR || e->d_name[0] == '.')
 			continue;
@@ -309,4 +416,6 @@ void cg_fini(const struct cg_sys *s)
 	int nctl = s->version == 2 ? 1 : s->version == 1 ? CG_NCTL : 0;
 	for (int i = 0; i < nctl; i++)
 		rmdir(s->dir[i]);
+	if (s->version == 1 && s->freezer[0])
+		rmdir(s->freezer);
 }

@@ -14,6 +14,7 @@ enum { CG_UNIFIED = 0, CG_MEMORY = 0, CG_PIDS = 1, CG_CPU = 2, CG_NCTL = 3 };
 struct cg_sys {
 	int version;                 /* 2, 1, or 0 when cgroups are not usable */
 	char dir[CG_NCTL][PATH_MAX]; /* the pool's parent group per controller (v2: [0] only) */
+	char freezer[PATH_MAX];      /* v1: the pool's group in the freezer hierarchy, or "" */
 };
 
 struct cg_limits {
@@ -33,6 +34,10 @@ int cg_destroy(const struct cg_sys *s, const char *name);
 /* OOM kills inside the group so far (v2 memory.events, v1 memory.oom_control). */
 uint64_t cg_oom_kills(const struct cg_sys *s, const char *name);
 uint64_t cg_memory_peak(const struct cg_sys *s, const char *name);
+/* Freezes (or thaws) every process of the group and waits until they are: v2 cgroup.freeze;
+ * v1 moves them into a freezer group of the same name first (made on first use). -ENOTSUP
+ * without a freezer, -ETIMEDOUT when they would not freeze within a second. */
+int cg_freeze(const struct cg_sys *s, const char *name, bool freeze);
 /* Kills and removes every group under the pool's parent: what a crashed pool left. */
 int cg_reap_stale(const struct cg_sys *s);
 /* Removes the pool's parent group (when empty): for tools that use a throwaway group. */

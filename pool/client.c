@@ -189,6 +189,15 @@ void pc_result_of(struct pc *c, struct pc_result *r)
 		r->cpu_us = rw_ExecResult_cpu_us(e);
 		r->peak_kib = rw_ExecResult_peak_memory_kib(e);
 	}
+	r->checkpoint = rw_Completion_checkpoint(k);
+	r->checkpoint_rid = rw_Completion_checkpoint_request_id(k);
+	const rw_Snapshotted_t *sn = rw_Completion_result_as_Snapshotted(k);
+	if (sn) {
+		r->snapshot = rw_Snapshotted_snapshot(sn);
+		r->snapshot_bytes = rw_Snapshotted_bytes(sn);
+		r->snapshot_files = rw_Snapshotted_files(sn);
+		r->frozen_us = rw_Snapshotted_frozen_us(sn);
+	}
 	const rw_FileData_t *f = rw_Completion_result_as_FileData(k);
 	if (f) {
 		r->data_len = rw_FileData_data(f, &r->data);
@@ -235,6 +244,49 @@ int pc_open(struct pc *c, const char *profile, struct pc_result *r, int timeout_
 	return request(c, b, rw_Action_Open, rw_Open_end(b), r, timeout_ms);
 }
 
+static int send_request(struct pc *c, struct fb_builder *b, uint64_t dispatch, int akind, fb_ref_t action)
+{
+	rw_Request_start(b);
+	rw_Request_add_request_id(b, dispatch * 10);
+	rw_Request_add_action(b, (uint8_t)akind, action);
+	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
+}
+
+int pc_open_ex(struct pc *c, const char *profile, const char *snapshot, uint32_t checkpoint_every,
+	       struct pc_result *r, int timeout_ms)
+{
+	struct fb_builder *b = out_builder(c, 4096);
+	fb_ref_t name = fb_create_string(b, profile);
+	fb_ref_t snap = snapshot ? fb_create_string(b, snapshot) : 0;
+	rw_Open_start(b);
+	rw_Open_add_profile(b, name);
+	if (snap)
+		rw_Open_add_snapshot(b, snap);
+	rw_Open_add_checkpoint_every(b, checkpoint_every);
+	return request(c, b, rw_Action_Open, rw_Open_end(b), r, timeout_ms);
+}
+
+int pc_send_open_ex(struct pc *c, uint64_t dispatch, const char *profile, const char *snapshot)
+{
+	struct fb_builder *b = out_builder(c, 4096);
+	fb_ref_t name = fb_create_string(b, profile);
+	fb_ref_t snap = snapshot ? fb_create_string(b, snapshot) : 0;
+	rw_Open_start(b);
+	rw_Open_add_profile(b, name);
+	if (snap)
+		rw_Open_add_snapshot(b, snap);
+	return send_request(c, b, dispatch, rw_Action_Open, rw_Open_end(b));
+}
+
+int pc_snapshot(struct pc *c, uint64_t sandbox, bool checkpoint, struct pc_result *r, int timeout_ms)
+{
+	struct fb_builder *b = out_builder(c, 256);
+	rw_Snapshot_start(b);
+	rw_Snapshot_add_sandbox(b, sandbox);
+	rw_Snapshot_add_checkpoint(b, checkpoint);
+	return request(c, b, rw_Action_Snapshot, rw_Snapshot_end(b), r, timeout_ms);
+}
+
 static fb_ref_t build_exec(struct fb_builder *b, uint64_t sandbox, const char *shell, const char *const *argv,
 			   const void *in, size_t in_len, uint32_t timeout_ms, uint32_t cap)
 {
@@ -277,13 +329,6 @@ int pc_send_exec(struct pc *c, uint64_t dispatch, uint64_t sandbox, const char *
 	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
 }
 
-static int send_request(struct pc *c, struct fb_builder *b, uint64_t dispatch, int akind, fb_ref_t action)
-{
-	rw_Request_start(b);
-	rw_Request_add_request_id(b, dispatch * 10);
-	rw_Request_add_action(b, (uint8_t)akind, action);
-	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
-}
 
 int pc_send_open(struct pc *c, uint64_t dispatch, const char *profile)
 {

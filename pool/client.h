@@ -29,6 +29,8 @@ struct pc_result {
 	size_t out_len, err_len, data_len;
 	bool out_trunc, err_trunc, data_trunc;
 	uint64_t wall_us, cpu_us, peak_kib;
+	const char *snapshot, *checkpoint; /* Snapshotted.snapshot; Completion.checkpoint */
+	uint64_t snapshot_bytes, snapshot_files, frozen_us, checkpoint_rid;
 };
 
 int pc_connect(struct pc *c, const char *endpoint, const char *identity, uint32_t lease_ms);
@@ -52,6 +54,11 @@ int pc_heartbeat(struct pc *c, uint64_t seq);
 /* Each sends one Request with a fresh dispatch id (or `dispatch` when nonzero) and waits for
  * its Completion (other messages, such as capacity updates, are skipped). */
 int pc_open(struct pc *c, const char *profile, struct pc_result *r, int timeout_ms);
+/* An open from a snapshot (NULL: none) asking for a checkpoint every N mutating steps. */
+int pc_open_ex(struct pc *c, const char *profile, const char *snapshot, uint32_t checkpoint_every,
+	       struct pc_result *r, int timeout_ms);
+int pc_send_open_ex(struct pc *c, uint64_t dispatch, const char *profile, const char *snapshot);
+int pc_snapshot(struct pc *c, uint64_t sandbox, bool checkpoint, struct pc_result *r, int timeout_ms);
 int pc_exec(struct pc *c, uint64_t sandbox, const char *shell, const char *const *argv,
 	    const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, uint32_t output_cap,
 	    struct pc_result *r, int timeout_wait_ms);

@@ -1182,6 +1182,18 @@ static int resolve_user(struct res *r, struct img *img)
 	return rc;
 }
 
+int img_set_user(struct img *img, const char *user, char *err, size_t errsz)
+{
+	struct res r = { .spec = img->spec, .err = err, .errsz = errsz };
+	err[0] = 0;
+	char *copy = strdup(user);
+	if (!copy)
+		return -ENOMEM;
+	free(img->user);
+	img->user = copy;
+	return resolve_user(&r, img);
+}
+
 /* --- Putting an OCI image together ---------------------------------------------------- */
 
 static int open_store(struct res *r, const char *base)

@@ -67,5 +67,8 @@ int img_resolve(const char *state_dir, const char *spec, img_progress_fn fn, voi
 /* Frees what img_resolve allocated (not the layers on disk nor the mount). Safe on a zeroed
  * struct and twice. */
 void img_free(struct img *img);
+/* Replaces the image's User (a profile's override) and resolves it like the config's: uid,
+ * name, with :gid or :group. 0 or -errno with a message naming the image in err. */
+int img_set_user(struct img *img, const char *user, char *err, size_t errsz);
 
 #endif

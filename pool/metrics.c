@@ -24,12 +24,15 @@ struct pool_metrics {
 	uint64_t chunks_sent, chunks_dropped;
 	int64_t sandboxes;
 	uint64_t warm, leased, inflight, coordinators;
-	struct prom_hist create, exec;
+	struct prom_hist create, exec, snapshot;
+	uint64_t snapshots_ok, snapshots_failed, snapshot_bytes, frozen_us_max;
+	uint64_t store_count, store_bytes, store_evicted;
 	/* Per profile: name set once (before nprof covers it, with release), values relaxed. */
 	struct {
 		const char *name;
 		bool noop;
 		uint64_t warm, leased, free;
+		uint64_t img_state, img_done, img_total; /* img_state 0: no image */
 	} prof[POOL_METRICS_PROFILES];
 	size_t nprof;
 };
@@ -144,6 +147,37 @@ void pool_metrics_exec_ns(struct pool_metrics *m, uint64_t ns)
 	if (m)
 		prom_observe(&m->exec, ns);
 }
+void pool_metrics_snapshot(struct pool_metrics *m, bool ok, uint64_t ns, uint64_t frozen_us, uint64_t bytes)
+{
+	if (!m)
+		return;
+	PROM_ADD(*(ok ? &m->snapshots_ok : &m->snapshots_failed), 1);
+	if (!ok)
+		return;
+	prom_observe(&m->snapshot, ns);
+	PROM_ADD(m->snapshot_bytes, bytes);
+	if (frozen_us > PROM_GET(m->frozen_us_max))
+		PROM_SET(m->frozen_us_max, frozen_us);
+}
+
+void pool_metrics_store(struct pool_metrics *m, uint64_t count, uint64_t bytes, uint64_t evicted)
+{
+	if (!m)
+		return;
+	PROM_SET(m->store_count, count);
+	PROM_SET(m->store_bytes, bytes);
+	PROM_SET(m->store_evicted, evicted);
+}
+
+void pool_metrics_image(struct pool_metrics *m, size_t i, int state, uint64_t done, uint64_t total)
+{
+	if (!m || i >= POOL_METRICS_PROFILES)
+		return;
+	PROM_SET(m->prof[i].img_state, (uint64_t)state);
+	PROM_SET(m->prof[i].img_done, done);
+	PROM_SET(m->prof[i].img_total, total);
+}
+
 void pool_metrics_gauges(struct pool_metrics *m, uint32_t warm, uint32_t leased, uint32_t inflight,
 			 uint32_t coordinators)
 {
@@ -216,6 +250,46 @@ char *pool_metrics_render(struct pool_metrics *m, size_t *len)
 		    "Sandboxes the profile may still give out (max minus leased and waiting), per profile; "
 		    "type=\"noop\" has no sandbox behind it.",
 		    offsetof(__typeof__(m->prof[0]), free));
+	prom_head(&o, "rollout_pool_image_state", "gauge",
+		  "Image profiles: 1 unpacking, 2 ready, 3 refused (the log says why).");
+	char esc[200];
+	size_t np = __atomic_load_n(&m->nprof, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < np; i++)
+		if (PROM_GET(m->prof[i].img_state))
+			prom_printf(&o, "rollout_pool_image_state{profile=\"%s\"} %llu\n",
+				    label_esc(esc, sizeof(esc), m->prof[i].name),
+				    (unsigned long long)PROM_GET(m->prof[i].img_state));
+	prom_head(&o, "rollout_pool_image_unpacked_bytes", "gauge",
+		  "Image profiles: bytes of the layers read so far (of rollout_pool_image_bytes).");
+	for (size_t i = 0; i < np; i++)
+		if (PROM_GET(m->prof[i].img_state))
+			prom_printf(&o, "rollout_pool_image_unpacked_bytes{profile=\"%s\"} %llu\n",
+				    label_esc(esc, sizeof(esc), m->prof[i].name),
+				    (unsigned long long)PROM_GET(m->prof[i].img_done));
+	prom_head(&o, "rollout_pool_image_bytes", "gauge", "Image profiles: bytes of the layers to read.");
+	for (size_t i = 0; i < np; i++)
+		if (PROM_GET(m->prof[i].img_state))
+			prom_printf(&o, "rollout_pool_image_bytes{profile=\"%s\"} %llu\n",
+				    label_esc(esc, sizeof(esc), m->prof[i].name),
+				    (unsigned long long)PROM_GET(m->prof[i].img_total));
+	prom_head(&o, "rollout_pool_snapshots_total", "counter", "Snapshots taken, by result.");
+	prom_printf(&o, "rollout_pool_snapshots_total{result=\"ok\"} %llu\n",
+		    (unsigned long long)PROM_GET(m->snapshots_ok));
+	prom_printf(&o, "rollout_pool_snapshots_total{result=\"failed\"} %llu\n",
+		    (unsigned long long)PROM_GET(m->snapshots_failed));
+	scalar(&o, "rollout_pool_snapshot_captured_bytes_total", "counter", "Bytes captured by snapshots.",
+	       PROM_GET(m->snapshot_bytes));
+	scalar(&o, "rollout_pool_snapshot_frozen_max_microseconds", "gauge",
+	       "The longest a sandbox stayed frozen for a snapshot.", PROM_GET(m->frozen_us_max));
+	scalar(&o, "rollout_pool_snapshot_store_snapshots", "gauge", "Snapshots in the store.",
+	       PROM_GET(m->store_count));
+	scalar(&o, "rollout_pool_snapshot_store_bytes", "gauge", "Bytes of the snapshots in the store.",
+	       PROM_GET(m->store_bytes));
+	scalar(&o, "rollout_pool_snapshot_store_evictions_total", "counter",
+	       "Snapshots removed by the collector (past snapshot_ttl_s, or over snapshot_budget_mb).",
+	       PROM_GET(m->store_evicted));
+	prom_head(&o, "rollout_pool_snapshot_seconds", "histogram", "Snapshots, freeze to published.");
+	prom_hist_series(&o, "rollout_pool_snapshot_seconds", "", &m->snapshot);
 	prom_head(&o, "rollout_pool_sandbox_create_seconds", "histogram",
 		  "Time to create a sandbox with full isolation.");
 	prom_hist_series(&o, "rollout_pool_sandbox_create_seconds", "", &m->create);

@@ -33,6 +33,12 @@ void pool_metrics_stream_chunk(struct pool_metrics *m, bool sent);
 void pool_metrics_sandboxes(struct pool_metrics *m, int delta);
 void pool_metrics_create_ns(struct pool_metrics *m, uint64_t ns);
 void pool_metrics_exec_ns(struct pool_metrics *m, uint64_t ns);
+/* A snapshot taken (ok) or failed: its time, how long the sandbox stayed frozen, its size. */
+void pool_metrics_snapshot(struct pool_metrics *m, bool ok, uint64_t ns, uint64_t frozen_us, uint64_t bytes);
+/* The snapshot store as the collector last saw it; evicted counts removals so far. */
+void pool_metrics_store(struct pool_metrics *m, uint64_t count, uint64_t bytes, uint64_t evicted);
+/* An image profile: state (env.h enum env_img_state) and bytes of its layers read so far. */
+void pool_metrics_image(struct pool_metrics *m, size_t i, int state, uint64_t done, uint64_t total);
 void pool_metrics_gauges(struct pool_metrics *m, uint32_t warm, uint32_t leased, uint32_t inflight,
 			 uint32_t coordinators);
 /* Profile i (below POOL_METRICS_PROFILES; others are not shown) by name, the label of its

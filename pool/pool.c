@@ -2,6 +2,7 @@
  * the ROUTER's messages (drained whole after every batch: ZeroMQ's fd only says that
  * something changed), the tick, drain on SIGTERM, and teardown in reverse order. */
 #include "pool.h"
+#include "env.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -109,6 +110,7 @@ static void tick(void *arg, uint64_t now)
 	struct pool *p = arg;
 	box_tick(p, now);
 	proto_tick(p, now);
+	env_tick(p, now);
 	uint32_t warm = 0, leased = 0;
 	for (size_t i = 0; i < p->nprof; i++) {
 		struct profile_state *ps = &p->prof[i];
@@ -117,6 +119,9 @@ static void tick(void *arg, uint64_t now)
 		uint32_t taken = ps->leased + ps->waiting;
 		pool_metrics_profile(p->m, i, ps->sp.name, ps->sp.type == SBX_NOOP, ps->warm, ps->leased,
 				     taken < ps->sp.max ? ps->sp.max - taken : 0);
+		if (ps->img_state)
+			pool_metrics_image(p->m, i, ps->img_state, __atomic_load_n(&ps->img_done, __ATOMIC_RELAXED),
+					   __atomic_load_n(&ps->img_total, __ATOMIC_RELAXED));
 	}
 	pool_metrics_gauges(p->m, warm, leased, p->inflight, p->npeers);
 }
@@ -319,6 +324,11 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	}
 	for (size_t i = 0; i < p->nprof; i++)
 		profs[i] = p->prof[i].sp;
+	/* The zygote resolves snapshot chains: it needs the store's place before it forks. */
+	if (cfg->snapshot_dir)
+		snprintf(p->rt.snapshot_dir, sizeof(p->rt.snapshot_dir), "%s", cfg->snapshot_dir);
+	else
+		snprintf(p->rt.snapshot_dir, sizeof(p->rt.snapshot_dir), "%s/snapshots", cfg->state_dir);
 	rc = zy_start(&p->zy, &p->rt, profs, p->nprof); /* before any thread exists */
 	free(profs);
 	if (rc) {
@@ -349,6 +359,8 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 		goto fail;
 	}
 	loop_set_idle(p->loop, idle, p);
+	if ((rc = env_start(p, err, errsz)))
+		goto fail;
 	*out = p;
 	return 0;
 fail:
@@ -392,6 +404,7 @@ void pool_destroy(struct pool *p)
 		return;
 	/* Sandboxes first (their jobs get answers), then the zygote tears down what is left. */
 	box_kill_all(p, rw_Status_SHUTTING_DOWN, "pool is shutting down");
+	env_stop(p);
 	zy_stop(&p->zy);
 	if (p->rt.cgroups)
 		cg_fini(&p->rt.cg); /* the parent group goes too when nothing is left in it */
@@ -413,11 +426,12 @@ void pool_destroy(struct pool *p)
 	pool_metrics_stop(p->m);
 	/* The waiting opens' jobs hold their peers; nothing answers them any more. */
 	for (size_t i = 0; i < p->nprof && p->prof; i++)
-		for (struct job *j = p->prof[i].waiting_head, *n; j; j = n) {
-			n = j->next;
-			free(j->msg);
-			free(j);
-		}
+		for (int q = 0; q < 2; q++)
+			for (struct job *j = q ? p->prof[i].snapq_head : p->prof[i].waiting_head, *n; j; j = n) {
+				n = j->next;
+				free(j->msg);
+				free(j);
+			}
 	acache_fini(&p->cache);
 	peer_free_all(p);
 	net_sys_destroy(p->rt.net); /* after the zygote: no sandbox uses it any more */

@@ -19,6 +19,9 @@
 #include "zap.h"
 #include "zygote.h"
 
+#include "image.h"
+#include "snapstore.h"
+
 #define POOL_BOX_BUCKETS     4096
 #define POOL_TICK_MS         50
 #define POOL_BACKSTOP_MS     2000 /* past an action's timeout before the pool stops waiting for init */
@@ -54,6 +57,11 @@ struct job {
 	uint8_t *msg; /* the request as received, until it is handed to init */
 	size_t len;
 	struct job *next;
+	/* Open: the snapshot to start from ("": the bare image) and the checkpoint interval;
+	 * Snapshot: whether it is also the sandbox's checkpoint. */
+	char snap[SNAP_ID_MAX];
+	uint32_t checkpoint_every;
+	bool checkpoint;
 };
 
 enum box_state { BOX_CREATING, BOX_WARM, BOX_LEASED };
@@ -74,6 +82,15 @@ struct box {
 	struct box *hnext; /* id hash chain */
 	struct box *wnext; /* warm list of its profile */
 	struct box *cnext; /* creations in flight, in the order they were asked for */
+	/* Environments (env.c). A sandbox made for one open (from a snapshot) goes to it. */
+	struct job *for_open;
+	char from[SNAP_ID_MAX];       /* the snapshot it was opened from, or "" */
+	char checkpoint[SNAP_ID_MAX]; /* its latest checkpoint, or "" */
+	uint64_t checkpoint_rid;      /* the last request the checkpoint holds */
+	uint32_t checkpoint_every, steps;
+	uint64_t snap_seq;  /* the snapshot in progress (matches its worker's answer), or 0 */
+	uint8_t *held;      /* the answer of a step waiting for its checkpoint */
+	size_t held_len;
 };
 
 struct profile_state {
@@ -84,6 +101,13 @@ struct profile_state {
 	uint32_t waiting;
 	uint32_t fail_streak; /* creations failed in a row: refills back off */
 	uint64_t retry_at;
+	/* Image profiles: resolving (unpacking) in a thread, then ready or failed (env.c). */
+	int img_state; /* enum env_img_state */
+	char img_err[512];
+	struct img *img;
+	struct sbx_image simg;
+	uint64_t img_done, img_total; /* bytes of the layers read (atomic) */
+	struct job *snapq_head, *snapq_tail; /* opens from a snapshot waiting for the image */
 };
 
 struct pool {
@@ -119,6 +143,7 @@ struct pool {
 	struct fb_builder b;
 	struct zap zap;
 	bool zap_on;
+	struct env *env; /* images and snapshots (env.c) */
 };
 
 /* A builder over the pool's scratch buffer, at least `need` bytes; NULL without memory. */

@@ -8,6 +8,7 @@
 #include "action.h"
 #include "boxes.h"
 #include "completion.h"
+#include "env.h"
 #include "log.h"
 #include "peer.h"
 #include "rollout_version.h"
@@ -43,6 +44,27 @@ void proto_job_free(struct pool *p, struct job *j)
 	j->peer->jobs--;
 	free(j->msg);
 	free(j);
+}
+
+void proto_job_done_checkpoint(struct pool *p, struct job *j, int status, bool infra, const char *message,
+			       const char *checkpoint, uint64_t checkpoint_rid)
+{
+	struct rw_completion c = { .dispatch_id = j->dispatch,
+				   .request_id = j->request_id,
+				   .status = (uint16_t)status,
+				   .infra_failed = infra,
+				   .message = message,
+				   .checkpoint = checkpoint,
+				   .checkpoint_request_id = checkpoint_rid };
+	struct fb_builder *b = pool__builder(p, 1024 + (message ? strlen(message) : 0));
+	ssize_t n = b ? rw_completion_build(b, &c) : -ENOMEM;
+	if (n > 0) {
+		pool_metrics_completion(p->m, status);
+		peer_answer(p, j->peer, j->dispatch, p->build, (size_t)n);
+		proto_job_free(p, j);
+	} else {
+		proto_job_done(p, j, status, infra, message);
+	}
 }
 
 void proto_job_done(struct pool *p, struct job *j, int status, bool infra, const char *message)
@@ -119,6 +141,38 @@ static void on_open(struct pool *p, struct job *j, const rw_Open_t *o)
 		proto_job_done(p, j, rw_Status_UNKNOWN_PROFILE, false, "no such profile on this pool");
 		return;
 	}
+	const char *why;
+	if (!env_ready(p, idx, &why) && p->prof[idx].img_state == ENV_IMG_FAILED) {
+		proto_job_done(p, j, rw_Status_UNKNOWN_PROFILE, false, why);
+		return;
+	}
+	const char *snap = rw_Open_snapshot(o);
+	j->checkpoint_every = rw_Open_checkpoint_every(o);
+	if ((snap && *snap) || j->checkpoint_every) {
+		if (!p->prof[idx].sp.image) {
+			proto_job_done(p, j, rw_Status_BAD_REQUEST, false,
+				       "snapshots and checkpoints need a profile with an image");
+			return;
+		}
+		if (snap && *snap && !snap_id_valid(snap)) {
+			proto_job_done(p, j, rw_Status_BAD_REQUEST, false, "not a snapshot id");
+			return;
+		}
+	}
+	if (snap && *snap) {
+		/* A sandbox made for this open alone, on the snapshot's layers. */
+		snprintf(j->snap, sizeof(j->snap), "%s", snap);
+		struct profile_state *ps = &p->prof[idx];
+		if (ps->img_state == ENV_IMG_RESOLVING) {
+			ROLLOUT_FIFO_APPEND(ps->snapq_head, ps->snapq_tail, j, next);
+			return;
+		}
+		int rc = box_create_for(p, idx, j);
+		if (rc)
+			proto_job_done(p, j, rc == -EBUSY ? rw_Status_NO_CAPACITY : rw_Status_INTERNAL, rc != -EBUSY,
+				       rc == -EBUSY ? "profile is at its sandbox limit" : "cannot create a sandbox");
+		return;
+	}
 	if (box_claim(p, idx, j))
 		return;
 	if (!box_can_wait(p, idx)) {
@@ -193,6 +247,10 @@ static void on_request(struct pool *p, struct peer *peer, uint64_t dispatch, con
 	case rw_Action_Signal:
 		sid = rw_Signal_sandbox(rw_Request_action_as_Signal(r));
 		break;
+	case rw_Action_Snapshot:
+		sid = rw_Snapshot_sandbox(rw_Request_action_as_Snapshot(r));
+		j->checkpoint = rw_Snapshot_checkpoint(rw_Request_action_as_Snapshot(r));
+		break;
 	default:
 		proto_job_done(p, j, rw_Status_BAD_REQUEST, false, "action not served by this pool");
 		return;
@@ -204,6 +262,10 @@ static void on_request(struct pool *p, struct peer *peer, uint64_t dispatch, con
 	}
 	if (kind == rw_Action_Signal) {
 		act_signal(p, b, j, raw, len);
+		return;
+	}
+	if (kind == rw_Action_Snapshot && !p->prof[b->profile].sp.image) {
+		proto_job_done(p, j, rw_Status_BAD_REQUEST, false, "snapshots need a profile with an image");
 		return;
 	}
 	if (kind == rw_Action_Close) {
@@ -375,6 +437,11 @@ void proto_drain(struct pool *p)
 		}
 		ps->waiting_head = ps->waiting_tail = NULL;
 		ps->waiting = 0;
+		for (struct job *j = ps->snapq_head, *n; j; j = n) {
+			n = j->next;
+			proto_job_done(p, j, rw_Status_SHUTTING_DOWN, true, "pool is shutting down");
+		}
+		ps->snapq_head = ps->snapq_tail = NULL;
 	}
 	p->capacity_dirty = true;
 }

@@ -18,6 +18,9 @@ void proto_complete(struct pool *p, struct peer *peer, uint64_t dispatch, uint64
 /* Completes j with status (an OK exec gets an empty ExecResult) and frees it. */
 void proto_job_done(struct pool *p, struct job *j, int status, bool infra, const char *message);
 void proto_job_free(struct pool *p, struct job *j);
+/* proto_job_done with the sandbox's checkpoint (a SANDBOX_LOST answer). */
+void proto_job_done_checkpoint(struct pool *p, struct job *j, int status, bool infra, const char *message,
+			       const char *checkpoint, uint64_t checkpoint_rid);
 /* PoolHello to one peer (hello) or CapacityUpdate to every peer that said hello. */
 void proto_send_capacity(struct pool *p, struct peer *only, bool hello);
 /* Leases, outboxes, the peer table and the periodic CapacityUpdate. */

@@ -343,8 +343,11 @@ static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p,
 	if (fs < 0)
 		return -errno;
 	unsigned n = (a->from ? a->from->nlayers : 0) + img->nlayers;
-	int rc = 0;
+	int rc = 0, lfds[SBX_MAX_LAYERS];
+	unsigned nfds = 0;
 	struct stat top;
+	if (n > SBX_MAX_LAYERS)
+		rc = -E2BIG;
 	for (unsigned i = 0; i < n && !rc; i++) {
 		/* Top first: the snapshot layers, then the image's from its last layer down. */
 		const char *dir = a->from && i < a->from->nlayers ? a->from->layers[i]
@@ -358,8 +361,9 @@ static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p,
 		    (i == 0 && fstat(lfd, &top) < 0) ||
 		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lfd) < 0)
 			rc = -errno;
+		/* Open until the overlay exists: a detached mount ends with its last file. */
 		if (lfd >= 0)
-			close(lfd);
+			lfds[nfds++] = lfd;
 	}
 	/* The root directory's owner and mode come from the upper layer's: the top layer's. */
 	if (!rc && (chown(upper, top.st_uid, top.st_gid) < 0 || chmod(upper, top.st_mode & 07777) < 0))
@@ -374,6 +378,8 @@ static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p,
 	if (mfd >= 0)
 		close(mfd);
 	close(fs);
+	while (nfds > 0)
+		close(lfds[--nfds]);
 	if (rc)
 		return rc;
 	/* Mount points the image may lack, made in the upper layer; /tmp is the sandbox's. */
@@ -672,6 +678,7 @@ static size_t idmap_text(char *buf, size_t cap, uint32_t from, uint32_t to)
 static int idmap_child(void *arg)
 {
 	int *pipefd = arg;
+	close(pipefd[1]); /* EOF once the parent closes its end */
 	char c;
 	ssize_t r = read(pipefd[0], &c, 1); /* until the parent has what it needs */
 	(void)r;
@@ -878,6 +885,9 @@ fail:
 void sbx_destroy(struct sbx_runtime *rt, struct sbx *s)
 {
 	if (s->pid > 0) {
+		/* A sandbox frozen for a snapshot dies only once thawed (cgroup v1). */
+		if (rt->cgroups && s->profile && s->profile->image)
+			cg_freeze(&rt->cg, s->cgname, false);
 		/* SIGKILL to the pid namespace's init takes every process in it along. */
 		if (s->pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);

@@ -25,6 +25,7 @@
 #define SBX_MAX_MASKS   4
 #define SBX_MAX_HIDDEN  4
 #define SBX_IDMAP_CACHE 1024
+#define SBX_MAX_LAYERS  128 /* image and snapshot layers of one root */
 /* init's descriptor of an image sandbox's upper directory (O_PATH): the pool opens it as
  * /proc/PID/fd/4 to take snapshots. */
 #define SBX_UPPER_FD 4

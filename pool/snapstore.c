@@ -30,14 +30,14 @@ bool snap_id_valid(const char *s)
 	return true;
 }
 
-int snap_rmtree(int dirfd, const char *name)
+int snap_rmtree(int at, const char *name)
 {
 	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		return unlinkat(at, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	DIR *d = fdopendir(fd);
@@ -54,7 +54,7 @@ int snap_rmtree(int dirfd, const char *name)
 			rc = r;
 	}
 	closedir(d);
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !rc)
+	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !rc)
 		rc = -errno;
 	return rc;
 }
