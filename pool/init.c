@@ -346,8 +346,9 @@ static void do_exec(struct init *in, const rw_Exec_t *ex, struct outcome *o, str
 	const char *cwd = rw_Exec_cwd(ex);
 	if (cwd && *cwd) {
 		/* The working directory persists: later steps without cwd run where this one did. */
-		const char *rel = init_work_relative(cwd);
-		int dfd = rel ? init_open_beneath(in->workfd, rel, O_PATH | O_DIRECTORY, 0)
+		int base;
+		const char *rel = init_resolve(in, cwd, &base);
+		int dfd = rel ? init_open_beneath(base, rel, O_PATH | O_DIRECTORY, 0)
 			      : (cwd[0] == '/' ? -EXDEV : -ENOENT);
 		if (!rel && strcmp(cwd, "/tmp") == 0)
 			dfd = init_open_beneath(in->workfd, ".", O_PATH | O_DIRECTORY, 0);
@@ -544,8 +545,9 @@ void sbx_init_main(const struct sbx_runtime *rt, const struct sbx_profile *p, in
 	/* A file over RLIMIT_FSIZE must fail with EFBIG in init, not kill it. */
 	signal(SIGXFSZ, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
-	in.workfd = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (in.workfd < 0)
+	in.workfd = open(p->image ? "." : "/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	in.rootfd = p->image ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (in.workfd < 0 || (p->image && in.rootfd < 0))
 		_exit(2);
 	struct stream so = { .fd = -1 }, se = { .fd = -1 };
 	so.buf = init_grow(NULL, 0, p->max_output_cap + 1);

@@ -14,7 +14,8 @@
 struct init {
 	const struct sbx_profile *p;
 	int fd;
-	int workfd; /* O_PATH of /tmp */
+	int workfd; /* O_PATH of /tmp (image sandboxes: of the working directory) */
+	int rootfd; /* image sandboxes (a writable root): O_PATH of /; else -1 */
 	uint8_t *in;
 	size_t in_cap;
 	uint8_t *out;
@@ -45,6 +46,9 @@ struct outcome {
 void *init_grow(void *old, size_t old_cap, size_t cap);
 /* A request path relative to the work area (/tmp), or NULL when it lies outside. */
 const char *init_work_relative(const char *path);
+/* Where a request path resolves: *dirfd and the path relative to it, or NULL when it lies
+ * outside what the sandbox may name (the work area; in image sandboxes, the whole root). */
+const char *init_resolve(const struct init *in, const char *path, int *dirfd);
 /* openat2 beneath dirfd, no magic links, no other mounts: an fd or -errno. */
 int init_open_beneath(int dirfd, const char *rel, int flags, mode_t mode);
 /* Maps -errno of a file operation to a status and message in o. */

@@ -32,6 +32,19 @@ const char *init_work_relative(const char *path)
 	return *path ? path : NULL;
 }
 
+const char *init_resolve(const struct init *in, const char *path, int *dirfd)
+{
+	*dirfd = in->workfd;
+	if (in->rootfd < 0 || path[0] != '/')
+		return init_work_relative(path);
+	/* A writable root: any path in it (openat2 keeps it beneath, and off /proc, /dev
+	 * and /sys, which are other mounts). */
+	*dirfd = in->rootfd;
+	while (*path == '/')
+		path++;
+	return *path ? path : ".";
+}
+
 int init_open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 {
 	/* openat2 refuses O_PATH with any flag outside O_PATH's few (EINVAL): O_NOCTTY only
@@ -80,7 +93,8 @@ void init_file_error(struct outcome *o, int err)
 void init_put(struct init *in, const rw_PutFile_t *pf, struct outcome *o)
 {
 	const char *path = rw_PutFile_path(pf);
-	const char *rel = path ? init_work_relative(path) : NULL;
+	int dfd;
+	const char *rel = path ? init_resolve(in, path, &dfd) : NULL;
 	if (!rel) {
 		o->status = rw_Status_PERMISSION_DENIED;
 		o->message = "path is outside the work area";
@@ -90,7 +104,7 @@ void init_put(struct init *in, const rw_PutFile_t *pf, struct outcome *o)
 	size_t len = rw_PutFile_data(pf, &data);
 	/* O_NONBLOCK: a FIFO (or socket) the agent left at the path must not block init, and
 	 * no O_TRUNC before we know it is a regular file. */
-	int fd = init_open_beneath(in->workfd, rel, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK,
+	int fd = init_open_beneath(dfd, rel, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK,
 				   (mode_t)(rw_PutFile_mode(pf) & 07777));
 	if (fd == -ENXIO) { /* a FIFO nobody reads */
 		o->status = rw_Status_BAD_REQUEST;
@@ -136,7 +150,8 @@ void init_put(struct init *in, const rw_PutFile_t *pf, struct outcome *o)
 void init_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_t **buf, size_t *cap)
 {
 	const char *path = rw_GetFile_path(gf);
-	const char *rel = path ? init_work_relative(path) : NULL;
+	int dfd;
+	const char *rel = path ? init_resolve(in, path, &dfd) : NULL;
 	if (!rel) {
 		o->status = rw_Status_PERMISSION_DENIED;
 		o->message = "path is outside the work area";
@@ -150,7 +165,7 @@ void init_get(struct init *in, const rw_GetFile_t *gf, struct outcome *o, uint8_
 	size_t max = rw_GetFile_max_bytes(gf) ? rw_GetFile_max_bytes(gf) : limit;
 	if (max > limit)
 		max = limit;
-	int fd = init_open_beneath(in->workfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+	int fd = init_open_beneath(dfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
 	if (fd < 0) {
 		init_file_error(o, fd);
 		return;

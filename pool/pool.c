@@ -316,6 +316,12 @@ int pool_create(struct pool **out, const struct pool_cfg *cfg, char *err, size_t
 	}
 	if ((rc = system_root(p, err, errsz)) || (rc = start_network(p, err, errsz)))
 		goto fail;
+	/* erofs/squashfs images are mounted by the pool: in its own namespace. */
+	for (size_t i = 0; i < p->nprof; i++)
+		if (cfg->profiles[i].image && (rc = sbx_runtime_own_mounts(&p->rt))) {
+			snprintf(err, errsz, "mount namespace: %s", rollout_strerror(rc));
+			goto fail;
+		}
 	int event_cpu = place(p);
 	struct sbx_profile *profs = calloc(p->nprof, sizeof(*profs));
 	if (!profs) {

@@ -254,6 +254,17 @@ static int build_system_tree(const struct sbx_runtime *rt, const char *tree)
 	return 0;
 }
 
+int sbx_runtime_own_mounts(struct sbx_runtime *rt)
+{
+	if (rt->userns || rt->own_mounts)
+		return 0;
+	/* A slave before the first mount: nothing made here propagates to the host. */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -errno;
+	rt->own_mounts = true;
+	return 0;
+}
+
 int sbx_runtime_system_root(struct sbx_runtime *rt)
 {
 	if (rt->userns || rt->system_ready)
@@ -261,10 +272,10 @@ int sbx_runtime_system_root(struct sbx_runtime *rt)
 	snprintf(rt->system_root, sizeof(rt->system_root), "%s.system", rt->staging);
 	if (mkdir(rt->system_root, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	/* A slave before the first mount: nothing made here propagates to the host. */
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		return -errno;
-	int rc = build_system_tree(rt, rt->system_root);
+	int rc = sbx_runtime_own_mounts(rt);
+	if (rc)
+		return rc;
+	rc = build_system_tree(rt, rt->system_root);
 	if (rc)
 		return rc;
 	rt->system_ready = true;
@@ -393,6 +404,20 @@ static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p,
 	snprintf(d, sizeof(d), "%s/tmp", root);
 	if (mkdir(d, 01777) == 0 && (chown(d, a->uid, a->uid) < 0 || chmod(d, 01777) < 0))
 		return -errno;
+	/* The working directory, made (the sandbox's) when the image lacks it, as runtimes do. */
+	if (img->cwd && img->cwd[0] == '/') {
+		snprintf(d, sizeof(d), "%s%s", root, img->cwd);
+		for (char *c = d + strlen(root) + 1; *c; c++) {
+			if (*c != '/')
+				continue;
+			*c = 0;
+			if (mkdir(d, 0755) == 0 && chown(d, a->uid, a->uid) < 0)
+				return -errno;
+			*c = '/';
+		}
+		if (mkdir(d, 0755) == 0 && chown(d, a->uid, a->uid) < 0)
+			return -errno;
+	}
 	return 0;
 }
 

@@ -117,6 +117,7 @@ struct sbx_runtime {
 	char system_root[280];
 	bool system_ready;
 	char snapshot_dir[1024]; /* the snapshot store (snapstore.h), read by the zygote */
+	bool own_mounts;         /* the pool is in a mount namespace of its own */
 	/* User namespaces used only for their maps: image layers are mounted idmapped with one,
 	 * so a sandbox owns its image user's files. Made once per (uid, image user). */
 	struct sbx_idmap {
@@ -153,6 +154,10 @@ int sbx_runtime_hide(struct sbx_runtime *rt, const char *dir);
  * a mount namespace of its own (a slave of the host's: host mounts still show, the tree never
  * reaches the host). Not root: does nothing, each sandbox builds the tree itself. */
 int sbx_runtime_system_root(struct sbx_runtime *rt);
+/* Moves the pool (as root) into a mount namespace of its own, a slave of the host's: what it
+ * mounts (the system tree, erofs/squashfs images) never reaches the host and goes with it.
+ * Single-threaded, before the zygote. */
+int sbx_runtime_own_mounts(struct sbx_runtime *rt);
 /* Whether the profile's root is SBX_ROOT_SYSTEM. */
 bool sbx_profile_system(const struct sbx_profile *p);
 

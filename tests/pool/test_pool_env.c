@@ -54,11 +54,20 @@ static void write_config(const char *path, const char *ep, const char *snaps, un
 		"      memory_mb: 256\n"
 		"      uid_base: %u\n"
 		"      uid_count: 1000\n"
+		"    - name: ero\n"
+		"      image: %s.erofs\n"
+		"      uid_base: %u\n"
+		"      uid_count: 1000\n"
+		"    - name: sq\n"
+		"      image: %s.squashfs\n"
+		"      uid_base: %u\n"
+		"      uid_count: 1000\n"
 		"    - name: bad\n"
 		"      image: oci:%s:no-such-tag\n"
 		"      uid_base: %u\n"
 		"      uid_count: 1000\n",
-		ep, group, dir, snaps, budget_mb, max_depth, image, uid_base, image, uid_base + 1000);
+		ep, group, dir, snaps, budget_mb, max_depth, image, uid_base, image, uid_base + 2000, image,
+		uid_base + 3000, image, uid_base + 1000);
 	fclose(f);
 }
 
@@ -108,7 +117,7 @@ static int setup(void **state)
 	snprintf(snapdir, sizeof(snapdir), "%s/snapshots", dir);
 	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
 	snprintf(group, sizeof(group), "rollout-test-env-%d", (int)getpid());
-	uid_base = 900000 + (unsigned)(getpid() % 1000) * 2000;
+	uid_base = 900000 + (unsigned)(getpid() % 1000) * 4000;
 	return start_pool(1024, 8);
 }
 
@@ -320,11 +329,12 @@ static void test_snapshot_while_writing(void **state)
 		free(snap);
 	}
 	/* Thawed: it still runs. */
-	const char *v1 = sh(b, 0, "cat /c");
-	long n1 = atol(v1);
-	usleep(200000);
-	const char *v2 = sh(b, 0, "cat /c");
-	assert_true(atol(v2) > n1);
+	long n1 = atol(sh(b, 0, "cat /a")), n2 = n1;
+	for (int i = 0; i < 40 && n2 <= n1; i++) {
+		usleep(50000);
+		n2 = atol(sh(b, 0, "cat /a")); /* empty while the writer is in it: try again */
+	}
+	assert_true(n2 > n1);
 	close_box(b);
 }
 
@@ -496,6 +506,57 @@ static void test_killed_mid_snapshot_and_resume(void **state)
 	close_box(resumed);
 }
 
+static uint64_t open_profile(const char *profile)
+{
+	struct pc_result r;
+	assert_int_equal(pc_open(&C, profile, &r, 20000), 0);
+	if (r.status != 0)
+		fail_msg("open %s: status %d (%s)", profile, r.status, r.message ? r.message : "");
+	return r.sandbox;
+}
+
+/* Files anywhere in a writable root by path; relative paths from the working directory. */
+static void test_files(void **state)
+{
+	(void)state;
+	uint64_t b = open_from(NULL);
+	struct pc_result r;
+	assert_int_equal(pc_put(&C, b, "/usr/local/app.py", "print(1)\n", 9, &r), 0);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(pc_put(&C, b, "rel.txt", "rel", 3, &r), 0); /* WorkingDir is / */
+	assert_int_equal(r.status, 0);
+	sh(b, 0, "test \"$(cat /usr/local/app.py)\" = 'print(1)' && test \"$(cat /rel.txt)\" = rel");
+	assert_int_equal(pc_get(&C, b, "/etc/rollout-image", 0, &r), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(r.data_len > 0);
+	/* Other mounts stay out of reach of file actions. */
+	assert_int_equal(pc_get(&C, b, "/proc/1/environ", 0, &r), 0);
+	assert_int_equal(r.status, rw_Status_PERMISSION_DENIED);
+	assert_int_equal(pc_get(&C, b, "/../../etc/shadow", 0, &r), 0);
+	assert_int_not_equal(r.status, rw_Status_OK);
+	close_box(b);
+}
+
+/* erofs and squashfs files as roots: mounted once by the pool, in its own namespace. */
+static void test_fs_images(void **state)
+{
+	(void)state;
+	const char *names[] = { "ero", "sq" };
+	for (int i = 0; i < 2; i++) {
+		uint64_t b = open_profile(names[i]);
+		sh(b, 0, "test -f /etc/rollout-image && test ! -e /etc/motd && echo w > /usr/local/w && cat /usr/local/w");
+		close_box(b);
+	}
+	FILE *mi = fopen("/proc/self/mountinfo", "r");
+	char line[2048];
+	int seen = 0;
+	while (mi && fgets(line, sizeof(line), mi))
+		seen += strstr(line, dir) != NULL;
+	if (mi)
+		fclose(mi);
+	assert_int_equal(seen, 0); /* the pool's mounts are its own */
+}
+
 static void test_bad_image_profile(void **state)
 {
 	(void)state;
@@ -526,6 +587,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_image_profile),
 		cmocka_unit_test(test_writable_root),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_fs_images),
 		cmocka_unit_test(test_disk_limit),
 		cmocka_unit_test(test_snapshot_fork),
 		cmocka_unit_test(test_chain),
