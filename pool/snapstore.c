@@ -477,7 +477,8 @@ int snap_gc(const char *dir, uint64_t ttl_s, uint64_t budget_bytes, bool (*in_us
 		st->bytes += m.bytes;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), by_use);
+	if (n)
+		qsort(v, n, sizeof(*v), by_use);
 	for (size_t i = 0; i < n; i++)
 		if (v[i].keep)
 			keep_parents(v, n, &v[i]);
