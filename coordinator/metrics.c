@@ -10,7 +10,7 @@
 #include "rollout_version.h"
 #include "rollout_wire.h"
 
-#define NKIND   8
+#define NKIND   (rw_Action_Snapshot + 1)
 #define NSTATUS 16
 #define MAXSH   64
 #define MAXPOOL 64
@@ -20,6 +20,7 @@ struct rd_metrics {
 	uint32_t nshards;
 	uint64_t requests[NKIND], completions[NKIND][NSTATUS], refused, attach_refused;
 	uint64_t stream_sent, stream_dropped;
+	uint64_t ckpt_recorded, ckpt_given;
 	int64_t backlog, trainers;
 	uint32_t inflight[MAXSH], sessions[MAXSH], waiting[MAXSH];
 	uint32_t pool_up[MAXSH][MAXPOOL], pool_credits[MAXSH][MAXPOOL], pool_free[MAXSH][MAXPOOL];
@@ -59,6 +60,10 @@ void rd_metrics_stream(struct rd_metrics *m, bool delivered)
 {
 	PROM_ADD(*(delivered ? &m->stream_sent : &m->stream_dropped), 1);
 }
+void rd_metrics_checkpoint(struct rd_metrics *m, bool given)
+{
+	PROM_ADD(*(given ? &m->ckpt_given : &m->ckpt_recorded), 1);
+}
 void rd_metrics_trainers(struct rd_metrics *m, int d)
 {
 	PROM_ADD(m->trainers, d);
@@ -97,6 +102,11 @@ static const char *kind_name(int k)
 	return n ? n : "unknown";
 }
 
+/* The actions rolloutd serves, as metric labels (Fork is in the schema, not served). */
+static const int served[] = { rw_Action_Open,  rw_Action_Exec,   rw_Action_PutFile, rw_Action_GetFile,
+			      rw_Action_Close, rw_Action_Signal, rw_Action_Snapshot };
+#define NSERVED (sizeof(served) / sizeof(served[0]))
+
 static void per_shard(struct prom_out *o, struct rd_metrics *m, const char *name, const char *help,
 		      const uint32_t *v)
 {
@@ -121,16 +131,23 @@ char *rd_metrics_render(struct rd_metrics *m, size_t *len)
 	prom_out_init(&o);
 	prom_build_info(&o, "rolloutd_build_info", "The running version (value 1).");
 	prom_head(&o, "rolloutd_requests_total", "counter", "Requests read from trainer rings, by action.");
-	for (int k = 1; k < 6; k++)
-		prom_printf(&o, "rolloutd_requests_total{action=\"%s\"} %llu\n", kind_name(k),
-			    (unsigned long long)PROM_GET(m->requests[k]));
+	for (size_t i = 0; i < NSERVED; i++)
+		prom_printf(&o, "rolloutd_requests_total{action=\"%s\"} %llu\n", kind_name(served[i]),
+			    (unsigned long long)PROM_GET(m->requests[served[i]]));
 	prom_head(&o, "rolloutd_completions_total", "counter",
 		  "Completions written to trainers, by action and status.");
-	for (int k = 1; k < 6; k++)
+	for (size_t i = 0; i < NSERVED; i++)
 		for (int s = 0; s < NSTATUS; s++)
 			prom_printf(&o, "rolloutd_completions_total{action=\"%s\",status=\"%s\"} %llu\n",
-				    kind_name(k), rw_Status_name((uint16_t)s),
-				    (unsigned long long)PROM_GET(m->completions[k][s]));
+				    kind_name(served[i]), rw_Status_name((uint16_t)s),
+				    (unsigned long long)PROM_GET(m->completions[served[i]][s]));
+	prom_head(&o, "rolloutd_checkpoints_total", "counter",
+		  "Sandbox checkpoints, by event (recorded: a pool's answer named one; given: a "
+		  "SANDBOX_LOST completion carried one, so its task can continue from it).");
+	prom_printf(&o, "rolloutd_checkpoints_total{event=\"recorded\"} %llu\n",
+		    (unsigned long long)PROM_GET(m->ckpt_recorded));
+	prom_printf(&o, "rolloutd_checkpoints_total{event=\"given\"} %llu\n",
+		    (unsigned long long)PROM_GET(m->ckpt_given));
 	prom_head(&o, "rolloutd_refused_records_total", "counter",
 		  "Records and messages refused (malformed, unknown, late, from the wrong pool).");
 	prom_printf(&o, "rolloutd_refused_records_total %llu\n", (unsigned long long)PROM_GET(m->refused));
@@ -165,10 +182,10 @@ char *rd_metrics_render(struct rd_metrics *m, size_t *len)
 		prom_printf(&o, "rolloutd_ring_pending_bytes{shard=\"%u\"} %llu\n", s,
 			    (unsigned long long)PROM_GET(m->ring_pending[s]));
 	prom_head(&o, "rolloutd_latency_seconds", "histogram", "Submit to completion, by action.");
-	for (int k = 1; k < 6; k++) {
+	for (size_t i = 0; i < NSERVED; i++) {
 		char labels[64];
-		snprintf(labels, sizeof(labels), "action=\"%s\"", kind_name(k));
-		prom_hist_series(&o, "rolloutd_latency_seconds", labels, &m->lat[k]);
+		snprintf(labels, sizeof(labels), "action=\"%s\"", kind_name(served[i]));
+		prom_hist_series(&o, "rolloutd_latency_seconds", labels, &m->lat[served[i]]);
 	}
 	return prom_out_take(&o, len);
 }

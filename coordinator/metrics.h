@@ -23,6 +23,9 @@ void rd_metrics_attach_refused(struct rd_metrics *m);
 void rd_metrics_backlog(struct rd_metrics *m, int delta);
 /* A streamed output record for a trainer: put in its ring, or dropped. */
 void rd_metrics_stream(struct rd_metrics *m, bool delivered);
+/* A checkpoint recorded from a pool's answer (given false), or put on a SANDBOX_LOST
+ * completion for a trainer (given true). */
+void rd_metrics_checkpoint(struct rd_metrics *m, bool given);
 void rd_metrics_trainers(struct rd_metrics *m, int delta);
 void rd_metrics_pool(struct rd_metrics *m, int shard, long pool, bool up, uint32_t credits, uint32_t free);
 /* Per tick: bytes waiting in the shard's trainers' submission rings. */

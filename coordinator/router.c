@@ -30,6 +30,8 @@ static uint64_t req_sandbox(const rw_Request_t *q, int kind)
 		return rw_Close_sandbox(rw_Request_action_as_Close(q));
 	case rw_Action_Signal:
 		return rw_Signal_sandbox(rw_Request_action_as_Signal(q));
+	case rw_Action_Snapshot:
+		return rw_Snapshot_sandbox(rw_Request_action_as_Snapshot(q));
 	default:
 		return 0;
 	}
@@ -173,11 +175,23 @@ enum router_verdict router_submit(struct router *r, struct rt_client *c, uint8_t
 		    x && x->c == c ? "sandbox is closing" : "no such sandbox for this trainer", now, now);
 		return ROUTER_TAKEN;
 	}
+	if (x->lost) {
+		/* Its pool lost it; the trainer learns the checkpoint from this step. A Close has
+		 * nothing left to close and ends the record. */
+		r->ops->on_request(r->ctx, kind);
+		if (kind == rw_Action_Close) {
+			rollout__rt_complete_local(r, c, rid, kind, rw_Status_OK, false,
+						   "the sandbox was lost already", now, now);
+			rollout__rt_sess_remove(r, x);
+		} else {
+			rollout__rt_complete_lost(r, c, rid, kind, "the sandbox's pool lost it", x, now, now);
+		}
+		return ROUTER_TAKEN;
+	}
 	struct rt_pool *p = &r->pools[x->pool];
 	if (!p->up) {
 		r->ops->on_request(r->ctx, kind);
-		rollout__rt_complete_local(r, c, rid, kind, rw_Status_SANDBOX_LOST, true,
-					   "the sandbox's pool is down", now, now);
+		rollout__rt_complete_lost(r, c, rid, kind, "the sandbox's pool is down", x, now, now);
 		return ROUTER_TAKEN;
 	}
 	if (!p->credits)
@@ -242,6 +256,21 @@ static void apply_capacity(struct rt_pool *p, fb_tabvec_t v)
 	}
 }
 
+/* Records the checkpoint a pool's answer names for x (the one this step made, or on
+ * SANDBOX_LOST the pool's latest; on an open from a snapshot, the pool may name the
+ * snapshot): the newest replaces the one before, since a sandbox's steps run one at a time.
+ * Whether the answer named one. */
+static bool take_checkpoint(struct router *r, struct session *x, const uint8_t *buf)
+{
+	const rw_Completion_t *kc = rw_Message_body_as_Completion(rw_Message_root(buf));
+	const char *ckpt = rw_Completion_checkpoint(kc);
+	if (!ckpt || !*ckpt)
+		return false;
+	if (x && rollout__rt_sess_checkpoint(r, x, ckpt, rw_Completion_checkpoint_request_id(kc)) == -EINVAL)
+		r->ops->on_refused(r->ctx, "checkpoint id over the limit");
+	return true;
+}
+
 static void on_completion(struct router *r, int pool, const uint8_t *buf, size_t len, uint64_t now)
 {
 	struct rw_completion k;
@@ -271,14 +300,36 @@ static void on_completion(struct router *r, int pool, const uint8_t *buf, size_t
 		free(d);
 		return;
 	}
+	/* A lost session still takes what its pool says (steps queued behind the one that
+	 * found the sandbox gone may name a newer checkpoint). */
+	struct session *x = d->sandbox ? rollout__rt_sess_find(r, d->sandbox) : NULL;
+	if (x && x->pool != pool)
+		x = NULL;
+	if (x) {
+		bool named = take_checkpoint(r, x, buf);
+		if (k.status == rw_Status_SANDBOX_LOST) {
+			/* The pool forgot (or never knew: a restart) what rolloutd knows. */
+			size_t n = named ? 0 : rollout__rt_add_checkpoint(r, buf, x);
+			if (n) {
+				buf = r->build;
+				len = n;
+			}
+			if ((named || n) && r->ops->on_checkpoint)
+				r->ops->on_checkpoint(r->ctx, ROUTER_CHECKPOINT_GIVEN);
+		}
+	}
 	if (d->kind == rw_Action_Open && k.status == rw_Status_OK) {
+		struct session *old = rollout__rt_sess_find(r, k.sandbox);
+		if (old && old->lost) /* a lost one's id given out again: the new sandbox wins */
+			rollout__rt_sess_remove(r, old);
 		if (!d->c || d->c->gone || rollout__rt_sess_add(r, k.sandbox, pool, d->c))
 			rollout__rt_orphan_add(r, pool, k.sandbox); /* nobody will use it: close it again */
-	} else if (d->sandbox && (d->kind == rw_Action_Close || k.status == rw_Status_SANDBOX_LOST)) {
-		struct session *x = rollout__rt_sess_find(r, d->sandbox);
-		if (x && x->pool == pool)
-			rollout__rt_sess_remove(r,
-						x); /* closed, or gone at the pool whatever the status says */
+		else
+			take_checkpoint(r, rollout__rt_sess_find(r, k.sandbox), buf);
+	} else if (x && d->kind == rw_Action_Close) {
+		rollout__rt_sess_remove(r, x); /* closed, whatever the status says */
+	} else if (x && k.status == rw_Status_SANDBOX_LOST) {
+		rollout__rt_sess_lost(r, x);
 	}
 	r->ops->on_completion(r->ctx, d->kind, k.status, now - d->submitted);
 	if (d->c && !d->c->gone)
@@ -351,15 +402,16 @@ void router_pool_down(struct router *r, int pool, const char *why)
 		rollout__rt_disp_unlink(r, d);
 		if (d->c)
 			d->c->inflight--;
-		rollout__rt_complete_local(r, d->c, d->request_id, d->kind, rw_Status_SANDBOX_LOST, true,
-					   "the pool stopped answering", d->submitted, now);
+		struct session *x = d->sandbox ? rollout__rt_sess_find(r, d->sandbox) : NULL;
+		rollout__rt_complete_lost(r, d->c, d->request_id, d->kind, "the pool stopped answering",
+					  x && x->pool == pool ? x : NULL, d->submitted, now);
 		free(d);
 	}
 	for (struct dlink *e = r->sess_all.next, *n; e != &r->sess_all; e = n) {
 		n = e->next;
 		struct session *x = CONTAINER(e, struct session, all);
 		if (x->pool == pool)
-			rollout__rt_sess_remove(r, x);
+			rollout__rt_sess_lost(r, x);
 	}
 	*p = (struct rt_pool){ .retired = p->retired };
 	r->ops->pool_reset(r->ctx, pool);
@@ -380,7 +432,7 @@ void router_client_gone(struct router *r, struct rt_client *c)
 		struct session *x = CONTAINER(e, struct session, all);
 		if (x->c != c)
 			continue;
-		if (r->pools[x->pool].up && !x->closing)
+		if (r->pools[x->pool].up && !x->closing && !x->lost)
 			rollout__rt_orphan_add(r, x->pool, x->sandbox);
 		rollout__rt_sess_remove(r, x);
 	}

@@ -1,9 +1,11 @@
 /* The router: rolloutd's decisions, with no sockets and no threads. Records from trainers
  * and messages from pools go in; what to send to which pool and which completion goes to
  * which trainer come out through the ops a shard provides (tests provide fakes). It owns
- * the shard's tables: dispatches in flight, sessions (sandbox -> pool, owner), and opens
- * waiting for capacity. Its one promise: every request it accepts from a trainer gets
- * exactly one completion, whatever the pools do. */
+ * the shard's tables: dispatches in flight, sessions (sandbox -> pool, owner, latest
+ * checkpoint), and opens waiting for capacity. Its one promise: every request it accepts
+ * from a trainer gets exactly one completion, whatever the pools do. A sandbox lost with
+ * a checkpoint (docs/environments.md) has it on its SANDBOX_LOST completions; rolloutd
+ * never re-runs a step itself. */
 #ifndef ROLLOUT_COORDINATOR_ROUTER_H
 #define ROLLOUT_COORDINATOR_ROUTER_H
 
@@ -52,6 +54,14 @@ struct router_ops {
 	/* Streamed output (a partial Completion) for a trainer: best effort, may be dropped
 	 * when the trainer is behind (its completion holds the whole output). May be NULL. */
 	void (*stream)(void *ctx, struct rt_client *c, const void *msg, size_t len);
+	/* Metrics: a checkpoint recorded from a pool's answer, or given to a trainer on a
+	 * SANDBOX_LOST (enum router_checkpoint_event). May be NULL. */
+	void (*on_checkpoint)(void *ctx, int event);
+};
+
+enum router_checkpoint_event {
+	ROUTER_CHECKPOINT_RECORDED, /* a pool's answer carried a checkpoint for a sandbox */
+	ROUTER_CHECKPOINT_GIVEN,    /* rolloutd put the checkpoint on a SANDBOX_LOST completion */
 };
 
 struct router_cfg {
@@ -82,8 +92,9 @@ enum router_verdict router_submit(struct router *r, struct rt_client *c, uint8_t
 /* A message from pool i (copied, 8-byte aligned, not yet verified). */
 void router_pool_message(struct router *r, int pool, uint8_t *buf, size_t len, uint64_t now);
 
-/* Pool i stopped answering (or restarted): its requests complete SANDBOX_LOST once, its
- * sessions go, and ops->pool_reset reconnects it. */
+/* Pool i stopped answering (or restarted): its requests complete SANDBOX_LOST once (with
+ * their sandbox's checkpoint), its sessions go (those with a checkpoint stay as lost, to
+ * answer the trainer's next step on them with it), and ops->pool_reset reconnects it. */
 void router_pool_down(struct router *r, int pool, const char *why);
 
 /* A trainer left: its sandboxes are closed at their pools, its waiting opens dropped, and
@@ -104,6 +115,7 @@ void router_retire_pool(struct router *r, int i, bool retired);
 
 struct router_stats {
 	uint32_t dispatches, sessions, waiting;
+	uint32_t lost; /* sessions kept only to hand out their checkpoint */
 };
 void router_stats(const struct router *r, struct router_stats *s);
 

@@ -62,6 +62,7 @@ void router_destroy(struct router *r)
 	while (r->sess_all.next != &r->sess_all) {
 		struct session *x = CONTAINER(r->sess_all.next, struct session, all);
 		dl_del(&x->all);
+		free(x->checkpoint);
 		free(x);
 	}
 	for (struct waiting *w = r->whead, *n; w; w = n) {
@@ -101,25 +102,77 @@ void router_stats(const struct router *r, struct router_stats *s)
 {
 	s->dispatches = r->ndisp;
 	s->sessions = r->nsess;
+	s->lost = r->nlost;
 	s->waiting = r->nwait;
 }
 
 /* ---- completions rolloutd makes itself ---- */
 
-void rollout__rt_complete_local(struct router *r, struct rt_client *c, uint64_t rid, int kind, int status,
-				bool infra, const char *msg, uint64_t submitted, uint64_t now)
+/* A Completion with no result into r->build, with a checkpoint when ckpt is set: its size,
+ * or -ENOSPC. (rw_completion has no checkpoint fields yet, so the table is built here.) */
+static ssize_t build_completion(struct router *r, uint64_t rid, int status, bool infra, const char *msg,
+				const char *ckpt, uint64_t ckpt_rid)
+{
+	struct fb_builder b;
+	fb_builder_init(&b, r->build, sizeof(r->build));
+	fb_ref_t m = msg ? fb_create_string(&b, msg) : 0;
+	fb_ref_t k = ckpt ? fb_create_string(&b, ckpt) : 0;
+	rw_Completion_start(&b);
+	rw_Completion_add_request_id(&b, rid);
+	rw_Completion_add_status(&b, (uint16_t)status);
+	rw_Completion_add_infra_failed(&b, infra);
+	if (m)
+		rw_Completion_add_message(&b, m);
+	if (k) {
+		rw_Completion_add_checkpoint(&b, k);
+		rw_Completion_add_checkpoint_request_id(&b, ckpt_rid);
+	}
+	fb_ref_t body = rw_Completion_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_body(&b, rw_Body_Completion, body);
+	return rw_Message_finish(&b, rw_Message_end(&b));
+}
+
+static void complete_with(struct router *r, struct rt_client *c, uint64_t rid, int kind, int status,
+			  bool infra, const char *msg, const struct session *x, uint64_t submitted,
+			  uint64_t now)
 {
 	r->ops->on_completion(r->ctx, kind, status, submitted && now > submitted ? now - submitted : 0);
 	if (!c || c->gone)
 		return;
-	struct fb_builder b;
-	fb_builder_init(&b, r->build, sizeof(r->build));
-	struct rw_completion k = {
-		.request_id = rid, .status = (uint16_t)status, .infra_failed = infra, .message = msg
-	};
-	ssize_t n = rw_completion_build(&b, &k);
+	const char *ckpt = x ? x->checkpoint : NULL;
+	ssize_t n = build_completion(r, rid, status, infra, msg, ckpt, ckpt ? x->checkpoint_rid : 0);
+	if (n < 0 && ckpt) /* cannot happen with the bounds above; the status matters most */
+		n = build_completion(r, rid, status, infra, msg, NULL, 0);
+	else if (n > 0 && ckpt && r->ops->on_checkpoint)
+		r->ops->on_checkpoint(r->ctx, ROUTER_CHECKPOINT_GIVEN);
 	if (n > 0)
 		r->ops->complete(r->ctx, c, r->build, (size_t)n);
+}
+
+void rollout__rt_complete_local(struct router *r, struct rt_client *c, uint64_t rid, int kind, int status,
+				bool infra, const char *msg, uint64_t submitted, uint64_t now)
+{
+	complete_with(r, c, rid, kind, status, infra, msg, NULL, submitted, now);
+}
+
+void rollout__rt_complete_lost(struct router *r, struct rt_client *c, uint64_t rid, int kind, const char *msg,
+			       const struct session *x, uint64_t submitted, uint64_t now)
+{
+	complete_with(r, c, rid, kind, rw_Status_SANDBOX_LOST, true, msg, x, submitted, now);
+}
+
+size_t rollout__rt_add_checkpoint(struct router *r, const uint8_t *buf, const struct session *x)
+{
+	const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(buf));
+	if (!x->checkpoint || !k || rw_Completion_result_type(k) != rw_Result_NONE)
+		return 0;
+	const char *msg = rw_Completion_message(k);
+	if (msg && strlen(msg) > sizeof(r->build) / 2)
+		msg = "the pool lost the sandbox (its message was too long to pass on)";
+	ssize_t n = build_completion(r, rw_Completion_request_id(k), rw_Completion_status(k),
+				     rw_Completion_infra_failed(k), msg, x->checkpoint, x->checkpoint_rid);
+	return n > 0 ? (size_t)n : 0;
 }
 
 /* ---- tables ---- */
@@ -176,10 +229,47 @@ void rollout__rt_sess_remove(struct router *r, struct session *x)
 		pp = &(*pp)->hnext;
 	*pp = x->hnext;
 	dl_del(&x->all);
-	r->nsess--;
-	if (x->c)
-		x->c->sessions--;
+	if (x->lost) {
+		r->nlost--;
+	} else {
+		r->nsess--;
+		if (x->c)
+			x->c->sessions--;
+	}
+	free(x->checkpoint);
 	free(x);
+}
+
+int rollout__rt_sess_checkpoint(struct router *r, struct session *x, const char *id, uint64_t rid)
+{
+	size_t n = id ? strnlen(id, ROUTER_MAX_CHECKPOINT + 1) : 0;
+	if (!n || n > ROUTER_MAX_CHECKPOINT)
+		return -EINVAL;
+	char *copy = malloc(n + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, id, n + 1);
+	free(x->checkpoint);
+	x->checkpoint = copy;
+	x->checkpoint_rid = rid;
+	if (r->ops->on_checkpoint)
+		r->ops->on_checkpoint(r->ctx, ROUTER_CHECKPOINT_RECORDED);
+	return 0;
+}
+
+void rollout__rt_sess_lost(struct router *r, struct session *x)
+{
+	if (x->lost)
+		return;
+	if (!x->checkpoint || !x->c || x->c->gone) {
+		rollout__rt_sess_remove(r, x);
+		return;
+	}
+	x->lost = true;
+	x->closing = false;
+	r->nsess--;
+	r->nlost++;
+	x->c->sessions--;
 }
 
 /* Sends a request record to a pool with a fresh dispatch id set in place, and remembers

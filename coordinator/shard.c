@@ -80,6 +80,11 @@ static void op_on_refused(void *ctx, const char *why)
 	RLOG(RLOG_DEBUG, "refused", "shard=%d why=\"%s\"", s->idx, why);
 }
 
+static void op_on_checkpoint(void *ctx, int event)
+{
+	rd_metrics_checkpoint(((struct shard *)ctx)->m, event == ROUTER_CHECKPOINT_GIVEN);
+}
+
 static bool op_stopping(void *ctx)
 {
 	return atomic_load(((struct shard *)ctx)->stop) != 0;
@@ -93,6 +98,7 @@ static const struct router_ops shard_ops = {
 	.on_request = op_on_request,
 	.on_completion = op_on_completion,
 	.on_refused = op_on_refused,
+	.on_checkpoint = op_on_checkpoint,
 };
 
 /* ---- trainers ---- */

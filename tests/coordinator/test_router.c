@@ -15,7 +15,8 @@
 #include "router.h"
 #include "test_actions.h"
 
-#define MAXMSG 256
+#define MAXMSG          256
+#define ROUTER_TEST_BIG 1100 /* a checkpoint id over the router's limit (1024) */
 
 struct sent {
 	int pool;
@@ -27,6 +28,9 @@ struct got {
 	struct rt_client *c;
 	struct rw_completion k;
 	char message[200];
+	char checkpoint[64]; /* Completion.checkpoint, "" when absent */
+	uint64_t checkpoint_rid;
+	uint8_t result_type;
 };
 
 static struct fake {
@@ -40,6 +44,7 @@ static struct fake {
 	bool stopping;
 	int nstream;
 	struct rt_client *last_stream;
+	int ckpt_recorded, ckpt_given;
 } F;
 
 static int f_send(void *ctx, int pool, const void *msg, size_t len)
@@ -74,6 +79,11 @@ static void f_complete(void *ctx, struct rt_client *c, const void *msg, size_t l
 	assert_int_equal(rw_completion_read(copy, &g->k), 0);
 	snprintf(g->message, sizeof(g->message), "%s", g->k.message ? g->k.message : "");
 	g->k.message = g->message;
+	const rw_Completion_t *k = rw_Message_body_as_Completion(rw_Message_root(copy));
+	const char *ck = rw_Completion_checkpoint(k);
+	snprintf(g->checkpoint, sizeof(g->checkpoint), "%s", ck ? ck : "");
+	g->checkpoint_rid = rw_Completion_checkpoint_request_id(k);
+	g->result_type = rw_Completion_result_type(k);
 }
 
 static void f_request(void *ctx, int kind)
@@ -109,8 +119,17 @@ static void f_stream(void *ctx, struct rt_client *c, const void *msg, size_t len
 	F.nstream++;
 }
 
+static void f_checkpoint(void *ctx, int event)
+{
+	(void)ctx;
+	if (event == ROUTER_CHECKPOINT_GIVEN)
+		F.ckpt_given++;
+	else
+		F.ckpt_recorded++;
+}
+
 static const struct router_ops ops = { f_send,       f_reset,   f_complete, f_request,
-				       f_completion, f_refused, f_stream };
+				       f_completion, f_refused, f_stream,   f_checkpoint };
 
 static struct router *R;
 static struct rt_client A = { .name = "a" }, B = { .name = "b" };
@@ -211,6 +230,68 @@ static void answer(int from_pool, int i, int status, uint8_t result, uint64_t sa
 	ssize_t n = rw_completion_build(&b, &k);
 	assert_true(n > 0);
 	router_pool_message(R, from_pool, msgbuf, (size_t)n, 2);
+}
+
+/* The pool's answer to sent[i] naming a checkpoint (ckpt NULL: none), with a Snapshotted
+ * result when snap is set (the answer to a Snapshot), an empty ExecResult for an OK exec. */
+static void answer_ckpt(int from_pool, int i, int status, const char *ckpt, uint64_t ckpt_rid,
+			const char *snap)
+{
+	const rw_Message_t *m = rw_Message_root(F.sent[i].buf);
+	const rw_Request_t *q = rw_Message_body_as_Request(m);
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	fb_ref_t ck = ckpt ? fb_create_string(&b, ckpt) : 0, res = 0;
+	if (snap) {
+		fb_ref_t id = fb_create_string(&b, snap);
+		rw_Snapshotted_start(&b);
+		rw_Snapshotted_add_snapshot(&b, id);
+		rw_Snapshotted_add_bytes(&b, 4096);
+		rw_Snapshotted_add_files(&b, 3);
+		rw_Snapshotted_add_frozen_us(&b, 250);
+		res = rw_Snapshotted_end(&b);
+	} else if (status == rw_Status_OK && rw_Request_action_type(q) == rw_Action_Exec) {
+		rw_ExecResult_start(&b); /* an OK exec carries its result */
+		res = rw_ExecResult_end(&b);
+	}
+	rw_Completion_start(&b);
+	rw_Completion_add_request_id(&b, rw_Request_request_id(q));
+	rw_Completion_add_status(&b, (uint16_t)status);
+	rw_Completion_add_infra_failed(&b, status == rw_Status_SANDBOX_LOST);
+	if (ck) {
+		rw_Completion_add_checkpoint(&b, ck);
+		rw_Completion_add_checkpoint_request_id(&b, ckpt_rid);
+	}
+	if (res)
+		rw_Completion_add_result(&b, snap ? rw_Result_Snapshotted : rw_Result_ExecResult, res);
+	fb_ref_t c = rw_Completion_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_dispatch_id(&b, rw_Message_dispatch_id(m));
+	rw_Message_add_body(&b, rw_Body_Completion, c);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	assert_true(n > 0);
+	router_pool_message(R, from_pool, msgbuf, (size_t)n, 2);
+}
+
+/* A Snapshot request (test_actions.h has no table for it). */
+static size_t snapshot_request(uint64_t rid, uint64_t sandbox, bool checkpoint)
+{
+	struct fb_builder b;
+	fb_builder_init(&b, msgbuf, sizeof(msgbuf));
+	rw_Snapshot_start(&b);
+	rw_Snapshot_add_sandbox(&b, sandbox);
+	rw_Snapshot_add_checkpoint(&b, checkpoint);
+	fb_ref_t act = rw_Snapshot_end(&b);
+	rw_Request_start(&b);
+	rw_Request_add_request_id(&b, rid);
+	rw_Request_add_action(&b, rw_Action_Snapshot, act);
+	fb_ref_t q = rw_Request_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_dispatch_id(&b, UINT64_MAX);
+	rw_Message_add_body(&b, rw_Body_Request, q);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	assert_true(n > 0);
+	return (size_t)n;
 }
 
 /* A streamed-output record (partial completion) for the dispatch sent as sent[i]. */
@@ -557,6 +638,162 @@ static void test_retired_and_added_pools(void **state)
 	assert_int_equal(F.sent[F.nsent - 1].pool, 0);
 }
 
+/* ---- checkpoints (issue 11) ---- */
+
+/* A checkpoint seen on a completion is on the SANDBOX_LOST of a later request when the
+ * pool goes down; a newer one replaces an older one; the trainer's next step on the lost
+ * sandbox learns it too, a Close ends that, and the pool's other requests are unchanged. */
+static void test_checkpoint_on_pool_down(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x70);
+	uint64_t other = open_on_pool0(&A, 2, 0x71);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer_ckpt(0, F.nsent - 1, rw_Status_OK, "ck-3", 3, NULL);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "ck-3"); /* passed on as the pool sent it */
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 4, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer_ckpt(0, F.nsent - 1, rw_Status_OK, "ck-4", 4, NULL);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 5, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 6, other, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 7, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.ckpt_recorded, 2);
+	int before = F.ngot;
+	router_pool_down(R, 0, "test");
+	assert_int_equal(F.ngot, before + 3);
+	for (int i = before; i < F.ngot; i++) {
+		struct got *g = &F.got[i];
+		assert_int_equal(g->k.status, rw_Status_SANDBOX_LOST);
+		assert_true(g->k.infra_failed);
+		if (g->k.request_id == 5) {
+			assert_string_equal(g->checkpoint, "ck-4");
+			assert_int_equal(g->checkpoint_rid, 4);
+		} else {
+			assert_string_equal(g->checkpoint, ""); /* no checkpoint: other, and the open */
+		}
+	}
+	assert_int_equal(F.ckpt_given, 1);
+	struct router_stats st;
+	router_stats(R, &st);
+	assert_int_equal(st.sessions, 0);
+	assert_int_equal(st.lost, 1); /* sb, kept for its checkpoint; other is gone */
+	assert_int_equal(A.sessions, 0);
+	/* A step after the loss: SANDBOX_LOST with the checkpoint, not NOT_FOUND. */
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 8, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_SANDBOX_LOST);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "ck-4");
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 9, other, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_NOT_FOUND);
+	assert_int_equal(submit(&B, request(rw_Action_Exec, 10, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_NOT_FOUND); /* not B's */
+	int sent = F.nsent;
+	assert_int_equal(submit(&A, request(rw_Action_Close, 11, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_OK);
+	assert_int_equal(F.nsent, sent); /* nothing to send: the pool lost it */
+	router_stats(R, &st);
+	assert_int_equal(st.lost, 0);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 12, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_NOT_FOUND);
+	assert_int_equal(A.inflight, 0);
+	assert_int_equal(F.refused, 0);
+}
+
+/* Snapshot goes to the sandbox's pool; its Snapshotted answer with checkpoint=true records
+ * the checkpoint, which a restart of that pool (a new boot id) hands out. */
+static void test_snapshot_routed(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 1);
+	hello(1, 8, 16, 10);
+	assert_int_equal(submit(&A, request(rw_Action_Open, 1, 0, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.sent[F.nsent - 1].pool, 1);
+	answer(1, F.nsent - 1, rw_Status_OK, rw_Result_Opened, 0x80);
+	assert_int_equal(submit(&A, snapshot_request(2, 0x80, true), 1), ROUTER_TAKEN);
+	int snap = F.nsent - 1;
+	assert_int_equal(F.sent[snap].pool, 1);
+	const rw_Request_t *q = rw_Message_body_as_Request(rw_Message_root(F.sent[snap].buf));
+	assert_int_equal(rw_Request_action_type(q), rw_Action_Snapshot);
+	assert_int_equal(rw_Snapshot_sandbox(rw_Request_action_as_Snapshot(q)), 0x80);
+	assert_true(rw_Snapshot_checkpoint(rw_Request_action_as_Snapshot(q)));
+	assert_int_equal(A.inflight, 1);
+	answer_ckpt(1, snap, rw_Status_OK, "snap-2", 2, "snap-2");
+	assert_int_equal(F.got[F.ngot - 1].k.request_id, 2);
+	assert_int_equal(F.got[F.ngot - 1].result_type, rw_Result_Snapshotted);
+	assert_int_equal(A.inflight, 0);
+	/* A plain snapshot (no checkpoint) leaves the checkpoint as it is. */
+	assert_int_equal(submit(&A, snapshot_request(3, 0x80, false), 1), ROUTER_TAKEN);
+	answer_ckpt(1, F.nsent - 1, rw_Status_OK, NULL, 0, "snap-3");
+	/* Snapshot of an unknown sandbox: NOT_FOUND, never sent. */
+	int sent = F.nsent;
+	assert_int_equal(submit(&A, snapshot_request(4, 0x81, true), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_NOT_FOUND);
+	assert_int_equal(F.nsent, sent);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 5, 0x80, 0, 0), 1), ROUTER_TAKEN);
+	heartbeat(1, 9); /* pool 1 restarted */
+	assert_int_equal(F.got[F.ngot - 1].k.request_id, 5);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_SANDBOX_LOST);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "snap-2");
+	assert_int_equal(F.got[F.ngot - 1].checkpoint_rid, 2);
+}
+
+/* A SANDBOX_LOST from the pool itself (its lease, its sandbox died) gets rolloutd's
+ * checkpoint when it names none; one that names its own passes as it is and is recorded.
+ * An over-long checkpoint id is refused and the one before kept. */
+static void test_pool_lost_gets_checkpoint(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x90);
+	char big[ROUTER_TEST_BIG];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer_ckpt(0, F.nsent - 1, rw_Status_OK, "ck-2", 2, NULL);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer_ckpt(0, F.nsent - 1, rw_Status_OK, big, 3, NULL);
+	assert_int_equal(F.refused, 1);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 4, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 5, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer(0, F.nsent - 2, rw_Status_SANDBOX_LOST, 0, 0);
+	struct got *g = &F.got[F.ngot - 1];
+	assert_int_equal(g->k.request_id, 4);
+	assert_int_equal(g->k.status, rw_Status_SANDBOX_LOST);
+	assert_string_equal(g->checkpoint, "ck-2");
+	assert_int_equal(g->checkpoint_rid, 2);
+	/* The pool's answer to the step queued behind names its own (newer) checkpoint. */
+	answer_ckpt(0, F.nsent - 1, rw_Status_SANDBOX_LOST, "pool-ck", 5, NULL);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "pool-ck");
+	/* The session is lost: the next step learns the newest checkpoint without going to the
+	 * pool. */
+	int sent = F.nsent;
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 6, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.nsent, sent);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "pool-ck");
+	assert_int_equal(F.got[F.ngot - 1].checkpoint_rid, 5);
+	assert_int_equal(F.ckpt_given, 3);
+	/* A trainer leaving drops its lost sessions (no Close is sent for them). */
+	router_client_gone(R, &A);
+	assert_int_equal(F.nsent, sent);
+	struct router_stats st;
+	router_stats(R, &st);
+	assert_int_equal(st.lost + st.sessions, 0);
+}
+
+/* A SANDBOX_LOST without a checkpoint anywhere is passed on untouched and forgets the
+ * session, as before checkpoints existed. */
+static void test_lost_without_checkpoint(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x95);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer(0, F.nsent - 1, rw_Status_SANDBOX_LOST, 0, 0);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "");
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_NOT_FOUND);
+	assert_int_equal(F.ckpt_given, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +810,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retired_and_added_pools, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_on_pool_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_routed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_lost_gets_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_without_checkpoint, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
