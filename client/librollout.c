@@ -344,14 +344,34 @@ static size_t slen(const char *s)
 
 int rollout_open(rollout_client *c, uint64_t request_id, const char *profile, uint64_t deadline_ns)
 {
+	struct rollout_open_opts o = { .profile = profile };
+	return rollout_open_ex(c, request_id, &o, deadline_ns);
+}
+
+int rollout_open_ex(rollout_client *c, uint64_t request_id, const struct rollout_open_opts *o,
+		    uint64_t deadline_ns)
+{
+	if (!o)
+		return -EINVAL;
 	struct build bd;
-	int rc = begin(c, &bd, 256 + slen(profile));
+	int rc = begin(c, &bd, 256 + slen(o->profile) + slen(o->snapshot) + slen(o->group));
 	if (rc)
 		return rc;
-	fb_ref_t p = fb_create_string(&bd.b, profile ? profile : "default");
-	rw_Open_start(&bd.b);
-	rw_Open_add_profile(&bd.b, p);
-	return finish(c, &bd, request_id, deadline_ns, rw_Action_Open, rw_Open_end(&bd.b));
+	struct fb_builder *b = &bd.b;
+	fb_ref_t p = fb_create_string(b, o->profile ? o->profile : "default");
+	fb_ref_t snap = o->snapshot ? fb_create_string(b, o->snapshot) : 0;
+	fb_ref_t group = o->group ? fb_create_string(b, o->group) : 0;
+	rw_Open_start(b);
+	rw_Open_add_profile(b, p);
+	if (snap)
+		rw_Open_add_snapshot(b, snap);
+	if (group)
+		rw_Open_add_group(b, group);
+	if (o->lease_ms)
+		rw_Open_add_lease_ms(b, o->lease_ms);
+	if (o->checkpoint_every)
+		rw_Open_add_checkpoint_every(b, o->checkpoint_every);
+	return finish(c, &bd, request_id, deadline_ns, rw_Action_Open, rw_Open_end(b));
 }
 
 int rollout_exec(rollout_client *c, uint64_t request_id, uint64_t sandbox, const struct rollout_exec *e,
@@ -472,6 +492,18 @@ int rollout_signal(rollout_client *c, uint64_t request_id, uint64_t sandbox, uin
 	return finish(c, &bd, request_id, 0, rw_Action_Signal, rw_Signal_end(&bd.b));
 }
 
+int rollout_snapshot(rollout_client *c, uint64_t request_id, uint64_t sandbox, bool checkpoint)
+{
+	struct build bd;
+	int rc = begin(c, &bd, 128);
+	if (rc)
+		return rc;
+	rw_Snapshot_start(&bd.b);
+	rw_Snapshot_add_sandbox(&bd.b, sandbox);
+	rw_Snapshot_add_checkpoint(&bd.b, checkpoint);
+	return finish(c, &bd, request_id, 0, rw_Action_Snapshot, rw_Snapshot_end(&bd.b));
+}
+
 int rollout_flush(rollout_client *c)
 {
 	if (c->out.buf) {
@@ -586,6 +618,19 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 		if (f) {
 			out->file_len = rw_FileData_data(f, &out->file_data);
 			out->file_truncated = rw_FileData_truncated(f);
+		}
+		const rw_Snapshotted_t *s = rw_Completion_result_as_Snapshotted(k);
+		if (s) {
+			out->snapshot = rw_Snapshotted_snapshot(s);
+			out->snapshot_bytes = rw_Snapshotted_bytes(s);
+			out->snapshot_files = rw_Snapshotted_files(s);
+			out->frozen_us = rw_Snapshotted_frozen_us(s);
+		}
+		/* An empty id names nothing: NULL, so callers test one thing. */
+		const char *ck = rw_Completion_checkpoint(k);
+		if (ck && *ck) {
+			out->checkpoint = ck;
+			out->checkpoint_request_id = rw_Completion_checkpoint_request_id(k);
 		}
 		return 1;
 	}

@@ -40,6 +40,11 @@ static const struct field fields[] = {
 	F(rollout_exec, timeout_ms),
 	F(rollout_exec, output_cap),
 	F(rollout_exec, flags),
+	F(rollout_open_opts, profile),
+	F(rollout_open_opts, snapshot),
+	F(rollout_open_opts, group),
+	F(rollout_open_opts, lease_ms),
+	F(rollout_open_opts, checkpoint_every),
 	F(rollout_completion, request_id),
 	F(rollout_completion, status),
 	F(rollout_completion, infra_failed),
@@ -62,6 +67,12 @@ static const struct field fields[] = {
 	F(rollout_completion, partial),
 	F(rollout_completion, stdout_offset),
 	F(rollout_completion, stderr_offset),
+	F(rollout_completion, snapshot),
+	F(rollout_completion, snapshot_bytes),
+	F(rollout_completion, snapshot_files),
+	F(rollout_completion, frozen_us),
+	F(rollout_completion, checkpoint),
+	F(rollout_completion, checkpoint_request_id),
 };
 
 int main(void)

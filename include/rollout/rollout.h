@@ -23,9 +23,10 @@ extern "C" {
 #define ROLLOUT_DEFAULT_SOCKET "/run/rolloutd/rolloutd.sock"
 
 /* Version of this header; rollout_version() gives the library's (they match unless the
- * program was built against another release). */
+ * program was built against another release). Before 1.0 a minor release may change the
+ * layout of the public structs (0.3: struct rollout_completion grew): rebuild against it. */
 #define ROLLOUT_VERSION_MAJOR 0
-#define ROLLOUT_VERSION_MINOR 2
+#define ROLLOUT_VERSION_MINOR 3
 #define ROLLOUT_VERSION_PATCH 0
 #define ROLLOUT_VERSION_HEX \
 	((ROLLOUT_VERSION_MAJOR << 16) | (ROLLOUT_VERSION_MINOR << 8) | ROLLOUT_VERSION_PATCH)
@@ -105,6 +106,25 @@ struct rollout_exec {
  * become visible to rolloutd at rollout_flush() (or when the ring fills up). */
 ROLLOUT_API int rollout_open(rollout_client *c, uint64_t request_id, const char *profile,
 			     uint64_t deadline_ns);
+
+/* What rollout_open_ex opens. Zero-initialise it and set what you need: every zero field
+ * means the same as rollout_open. */
+struct rollout_open_opts {
+	const char *profile;       /* NULL: "default" */
+	const char *snapshot;      /* start from this snapshot (a completion's snapshot or checkpoint)
+				    * instead of the profile's bare image; the pool that takes the
+				    * open must see the snapshot store. NULL: the image */
+	const char *group;         /* GRPO group label (placement, metrics); NULL: none */
+	uint32_t lease_ms;         /* 0: the pool's default lease */
+	uint32_t checkpoint_every; /* after every N successful Exec and PutFile the pool
+				    * snapshots the sandbox before answering that step, and its
+				    * completion names the checkpoint; 0: only rollout_snapshot */
+};
+
+/* rollout_open with options (a snapshot to start from, automatic checkpoints). Strings are
+ * copied into the request: they need not outlive the call. */
+ROLLOUT_API int rollout_open_ex(rollout_client *c, uint64_t request_id, const struct rollout_open_opts *o,
+				uint64_t deadline_ns);
 ROLLOUT_API int rollout_exec(rollout_client *c, uint64_t request_id, uint64_t sandbox,
 			     const struct rollout_exec *e, uint64_t deadline_ns);
 ROLLOUT_API int rollout_put_file(rollout_client *c, uint64_t request_id, uint64_t sandbox, const char *path,
@@ -119,6 +139,13 @@ ROLLOUT_API int rollout_close(rollout_client *c, uint64_t request_id, uint64_t s
  * (signal set). */
 ROLLOUT_API int rollout_signal(rollout_client *c, uint64_t request_id, uint64_t sandbox,
 			       uint64_t target_request_id, int signo);
+/* Captures the sandbox's writable root (files, deletions, modes, links; not processes) into
+ * the pool's snapshot store, the sandbox frozen meanwhile. Its completion names the
+ * snapshot (snapshot, snapshot_bytes, snapshot_files, frozen_us); open new sandboxes from it
+ * with rollout_open_ex. With checkpoint, it also becomes the sandbox's checkpoint (the
+ * completion's checkpoint and checkpoint_request_id), which a SANDBOX_LOST of the sandbox
+ * hands back. Needs an image profile. */
+ROLLOUT_API int rollout_snapshot(rollout_client *c, uint64_t request_id, uint64_t sandbox, bool checkpoint);
 /* Makes the requests submitted so far visible to rolloutd. A request over max_record that
  * did not fit at once is written here, piece by piece as rolloutd reads them (this may
  * sleep for ring space); until it is in, later submissions return -EAGAIN. */
@@ -144,6 +171,17 @@ struct rollout_completion {
 	uint64_t wall_us, cpu_us, peak_memory_kib;
 	bool partial; /* streamed output of an exec (ROLLOUT_EXEC_STREAM), not its completion */
 	uint64_t stdout_offset, stderr_offset; /* partial: where the bytes sit in their stream */
+	/* snapshot: the id to open from (rollout_open_opts.snapshot), NULL otherwise; what it
+	 * captured (bytes of this layer, entries) and how long the sandbox was frozen. */
+	const char *snapshot;
+	uint64_t snapshot_bytes, snapshot_files, frozen_us;
+	/* The sandbox's checkpoint: set on a step that made one (checkpoint_every, or a
+	 * snapshot with checkpoint), and on SANDBOX_LOST of a sandbox that has one: open from
+	 * it (rollout_open_opts.snapshot) to continue the task; it holds the effects of every
+	 * step up to checkpoint_request_id, and none after. NULL: none. Nothing is re-run: the
+	 * steps after checkpoint_request_id are the caller's to redo. */
+	const char *checkpoint;
+	uint64_t checkpoint_request_id;
 };
 
 /* Takes the next completion: 1 when *out is filled, 0 when none is waiting. */

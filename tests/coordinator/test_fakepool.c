@@ -2,7 +2,8 @@
  * ROUTER itself and answers rolloutd with malformed messages, unknown and duplicate
  * dispatch ids, multi-part and oversized messages, while a librollout trainer waits. The
  * trainer must get exactly one completion per request, rolloutd must count every refusal,
- * and an oversized message must cost the sender its connection. No root needed. */
+ * and an oversized message must cost the sender its connection. It also plays a pool with
+ * snapshots for librollout's snapshot and checkpoint calls (issue 11). No root needed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -288,11 +289,177 @@ static void test_oversized_message(void **state)
 	rollout_disconnect(c);
 }
 
+/* The dispatch id and request of the message rolloutd sent last (in buf). */
+static const rw_Request_t *last_request(uint64_t *dispatch)
+{
+	const rw_Message_t *m = rw_Message_root(buf);
+	*dispatch = rw_Message_dispatch_id(m);
+	return rw_Message_body_as_Request(m);
+}
+
+/* A pool answer naming a checkpoint (ckpt NULL: none) with an empty result of type result
+ * or a Snapshotted one (snap set). */
+static size_t answer_ckpt(uint8_t *m, size_t cap, uint64_t dispatch, uint64_t request, int status, int result,
+			  const char *ckpt, uint64_t ckpt_rid, const char *snap)
+{
+	struct fb_builder b;
+	fb_builder_init(&b, m, cap);
+	fb_ref_t ck = ckpt ? fb_create_string(&b, ckpt) : 0, res = 0;
+	if (snap) {
+		fb_ref_t id = fb_create_string(&b, snap);
+		rw_Snapshotted_start(&b);
+		rw_Snapshotted_add_snapshot(&b, id);
+		rw_Snapshotted_add_bytes(&b, 12345);
+		rw_Snapshotted_add_files(&b, 7);
+		rw_Snapshotted_add_frozen_us(&b, 321);
+		res = rw_Snapshotted_end(&b);
+		result = rw_Result_Snapshotted;
+	} else if (result == rw_Result_ExecResult) {
+		rw_ExecResult_start(&b);
+		res = rw_ExecResult_end(&b);
+	}
+	rw_Completion_start(&b);
+	rw_Completion_add_request_id(&b, request);
+	rw_Completion_add_status(&b, (uint16_t)status);
+	if (ck) {
+		rw_Completion_add_checkpoint(&b, ck);
+		rw_Completion_add_checkpoint_request_id(&b, ckpt_rid);
+	}
+	if (res)
+		rw_Completion_add_result(&b, (uint8_t)result, res);
+	fb_ref_t c = rw_Completion_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_dispatch_id(&b, dispatch);
+	rw_Message_add_body(&b, rw_Body_Completion, c);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+static void send_heartbeat(uint64_t boot)
+{
+	uint8_t m[256] __attribute__((aligned(8)));
+	struct fb_builder b;
+	fb_builder_init(&b, m, sizeof(m));
+	rw_Heartbeat_start(&b);
+	rw_Heartbeat_add_seq(&b, 1);
+	rw_Heartbeat_add_boot_id(&b, boot);
+	fb_ref_t h = rw_Heartbeat_end(&b);
+	rw_Message_start(&b);
+	rw_Message_add_body(&b, rw_Body_Heartbeat, h);
+	ssize_t n = rw_Message_finish(&b, rw_Message_end(&b));
+	pool_send(m, (size_t)n);
+}
+
+/* Issue 11 through librollout and a real rolloutd: rollout_open_ex puts the snapshot,
+ * checkpoint_every, group and lease on the wire; rollout_snapshot reaches the sandbox's
+ * pool; the completion exposes Snapshotted and the checkpoint; when the pool restarts, the
+ * step in flight and the next one complete SANDBOX_LOST with the latest checkpoint. */
+static void test_snapshot_and_checkpoint(void **state)
+{
+	(void)state;
+	rollout_client *c = attach();
+	struct rollout_open_opts o = { .profile = "default",
+				       .snapshot = "snap-a",
+				       .group = "g1",
+				       .lease_ms = 60000,
+				       .checkpoint_every = 2 };
+	assert_int_equal(rollout_open_ex(c, 1, &o, 0), 0);
+	rollout_flush(c);
+	pool_expect(rw_Body_Request, 5000);
+	uint64_t dispatch;
+	const rw_Request_t *q = last_request(&dispatch);
+	const rw_Open_t *op = rw_Request_action_as_Open(q);
+	assert_non_null(op);
+	assert_string_equal(rw_Open_profile(op), "default");
+	assert_string_equal(rw_Open_snapshot(op), "snap-a");
+	assert_string_equal(rw_Open_group(op), "g1");
+	assert_int_equal(rw_Open_lease_ms(op), 60000);
+	assert_int_equal(rw_Open_checkpoint_every(op), 2);
+	uint8_t m[1024] __attribute__((aligned(8)));
+	pool_send(m, completion(m, sizeof(m), dispatch, 1, rw_Result_Opened, 0x77));
+	struct rollout_completion k;
+	assert_int_equal(collect(c, 1, 300, &k), 1);
+	assert_int_equal(k.sandbox, 0x77);
+	assert_null(k.snapshot);
+	assert_null(k.checkpoint);
+	assert_int_equal(rollout_open(c, 99, NULL, 0), 0); /* the plain open still works */
+	rollout_flush(c);
+	pool_expect(rw_Body_Request, 5000);
+	op = rw_Request_action_as_Open(last_request(&dispatch));
+	assert_string_equal(rw_Open_profile(op), "default");
+	assert_null(rw_Open_snapshot(op));
+	assert_int_equal(rw_Open_checkpoint_every(op), 0);
+	pool_send(m, completion(m, sizeof(m), dispatch, 99, rw_Result_Opened, 0x78));
+	assert_int_equal(collect(c, 99, 300, &k), 1);
+
+	/* A step that made a checkpoint. */
+	struct rollout_exec e = { .shell = "echo 1 >> steps" };
+	assert_int_equal(rollout_exec(c, 2, 0x77, &e, 0), 0);
+	rollout_flush(c);
+	pool_expect(rw_Body_Request, 5000);
+	last_request(&dispatch);
+	pool_send(
+	    m, answer_ckpt(m, sizeof(m), dispatch, 2, rw_Status_OK, rw_Result_ExecResult, "ck-2", 2, NULL));
+	assert_int_equal(collect(c, 2, 300, &k), 1);
+	assert_string_equal(k.checkpoint, "ck-2");
+	assert_int_equal(k.checkpoint_request_id, 2);
+
+	/* An explicit snapshot, also the checkpoint. */
+	assert_int_equal(rollout_snapshot(c, 3, 0x77, true), 0);
+	rollout_flush(c);
+	pool_expect(rw_Body_Request, 5000);
+	q = last_request(&dispatch);
+	const rw_Snapshot_t *sn = rw_Request_action_as_Snapshot(q);
+	assert_non_null(sn);
+	assert_int_equal(rw_Snapshot_sandbox(sn), 0x77);
+	assert_true(rw_Snapshot_checkpoint(sn));
+	pool_send(m, answer_ckpt(m, sizeof(m), dispatch, 3, rw_Status_OK, 0, "snap-3", 3, "snap-3"));
+	assert_int_equal(collect(c, 3, 300, &k), 1);
+	assert_int_equal(k.status, 0);
+	assert_string_equal(k.snapshot, "snap-3");
+	assert_int_equal(k.snapshot_bytes, 12345);
+	assert_int_equal(k.snapshot_files, 7);
+	assert_int_equal(k.frozen_us, 321);
+	assert_string_equal(k.checkpoint, "snap-3");
+	assert_int_equal(k.checkpoint_request_id, 3);
+
+	/* A step in flight when the pool restarts: lost, with the checkpoint. */
+	assert_int_equal(rollout_exec(c, 4, 0x77, &e, 0), 0);
+	rollout_flush(c);
+	pool_expect(rw_Body_Request, 5000);
+	send_heartbeat(0x9999);
+	assert_int_equal(collect(c, 4, 500, &k), 1);
+	assert_int_equal(k.status, 2 /* SANDBOX_LOST */);
+	assert_true(k.infra_failed);
+	assert_string_equal(k.checkpoint, "snap-3");
+	assert_int_equal(k.checkpoint_request_id, 3);
+	assert_null(k.snapshot);
+	/* The next step learns it too; closing the lost sandbox ends that. */
+	assert_int_equal(rollout_exec(c, 5, 0x77, &e, 0), 0);
+	rollout_flush(c);
+	assert_int_equal(collect(c, 5, 300, &k), 1);
+	assert_int_equal(k.status, 2);
+	assert_string_equal(k.checkpoint, "snap-3");
+	assert_int_equal(rollout_close(c, 6, 0x77), 0);
+	rollout_flush(c);
+	assert_int_equal(collect(c, 6, 300, &k), 1);
+	assert_int_equal(k.status, 0);
+	assert_int_equal(rollout_exec(c, 7, 0x78, &e, 0), 0); /* lost without a checkpoint */
+	rollout_flush(c);
+	assert_int_equal(collect(c, 7, 300, &k), 1);
+	assert_int_equal(k.status, 5 /* NOT_FOUND */);
+	assert_null(k.checkpoint);
+	assert_int_equal(rollout_open_ex(c, 8, NULL, 0), -EINVAL);
+	rollout_disconnect(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hostile_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_and_checkpoint, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["Client", "AsyncClient", "Sandbox", "AsyncSandbox", "Result", "RolloutError", "RolloutConnectionError",
            "Status", "Err", "Group", "AsyncGroup"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 class Status:
@@ -173,7 +173,15 @@ class _Completion(ctypes.Structure):
                 ("file_len", ctypes.c_size_t), ("stdout_truncated", ctypes.c_bool),
                 ("stderr_truncated", ctypes.c_bool), ("file_truncated", ctypes.c_bool),
                 ("wall_us", ctypes.c_uint64), ("cpu_us", ctypes.c_uint64), ("peak_memory_kib", ctypes.c_uint64),
-                ("partial", ctypes.c_bool), ("stdout_offset", ctypes.c_uint64), ("stderr_offset", ctypes.c_uint64)]
+                ("partial", ctypes.c_bool), ("stdout_offset", ctypes.c_uint64), ("stderr_offset", ctypes.c_uint64),
+                ("snapshot", ctypes.c_char_p), ("snapshot_bytes", ctypes.c_uint64),
+                ("snapshot_files", ctypes.c_uint64), ("frozen_us", ctypes.c_uint64),
+                ("checkpoint", ctypes.c_char_p), ("checkpoint_request_id", ctypes.c_uint64)]
+
+
+class _OpenOpts(ctypes.Structure):
+    _fields_ = [("profile", ctypes.c_char_p), ("snapshot", ctypes.c_char_p), ("group", ctypes.c_char_p),
+                ("lease_ms", ctypes.c_uint32), ("checkpoint_every", ctypes.c_uint32)]
 
 
 def _open_library() -> ctypes.CDLL:

@@ -20,6 +20,7 @@ MIRRORS = {
     "rollout_connect_opts": rollout._ConnectOpts,
     "rollout_env": rollout._Env,
     "rollout_exec": rollout._Exec,
+    "rollout_open_opts": rollout._OpenOpts,
     "rollout_completion": rollout._Completion,
 }
 
