@@ -18,6 +18,19 @@ asyncio (one coroutine per trajectory, thousands on one connection)::
         sb = await client.open("default")
         r = await sb.exec(["ls", "-l"])
         await sb.close()
+
+Environments (image profiles): a sandbox's files can be snapshotted and new sandboxes
+opened from the snapshot; with ``checkpoint_every`` the pool checkpoints automatically, and
+a sandbox lost with its pool can be continued from its checkpoint elsewhere::
+
+    sb = client.open("busybox", checkpoint_every=1)
+    ...
+    try:
+        sb.exec(step)
+    except rollout.SandboxLostError as lost:
+        sb, redo = client.resume(lost)   # a new sandbox from the checkpoint
+        for step in redo: ...            # what ran after it: yours to redo, nothing re-runs
+    branches = client.fork(sb, 8)        # 8 sandboxes from one snapshot of sb
 """
 from __future__ import annotations
 
@@ -26,11 +39,13 @@ import ctypes
 import ctypes.util
 import errno
 import os
-from dataclasses import dataclass
+import shlex
+import weakref
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["Client", "AsyncClient", "Sandbox", "AsyncSandbox", "Result", "RolloutError", "RolloutConnectionError",
-           "Status", "Err", "Group", "AsyncGroup"]
+           "SandboxLostError", "Step", "Status", "Err", "Group", "AsyncGroup"]
 __version__ = "0.3.0"
 
 
@@ -85,6 +100,10 @@ class RolloutError(Exception):
     return code for a client-side error (-errno or an Err value), 0 for a completion status;
     errno: the positive errno when code is -errno, else None."""
 
+    # The sandbox's checkpoint when the completion named one (SandboxLostError sets them).
+    checkpoint: Optional[str] = None
+    checkpoint_request_id: int = 0
+
     def __init__(self, message: str, status: int = Status.INTERNAL, infra_failed: bool = False, code: int = 0):
         super().__init__(message)
         self.status = status
@@ -95,7 +114,9 @@ class RolloutError(Exception):
     def _again(self) -> "RolloutError":
         # A fresh instance for each raise of one stored error, so tracebacks do not pile up
         # on a shared object.
-        return type(self)(str(self), self.status, self.infra_failed, self.code)
+        e = type(self)(str(self), self.status, self.infra_failed, self.code)
+        e.__dict__.update({k: v for k, v in self.__dict__.items() if k not in e.__dict__})
+        return e
 
 
 class RolloutConnectionError(RolloutError, ConnectionError):
@@ -103,6 +124,24 @@ class RolloutConnectionError(RolloutError, ConnectionError):
     Err.E_PEER_DEAD or Err.E_NOT_CONNECTED), or it is shutting down (SHUTTING_DOWN,
     Err.E_SHUTDOWN). Final for the client: every call pending on it and every later call
     fails with it; connect a new client."""
+
+
+class SandboxLostError(RolloutError):
+    """A request completed SANDBOX_LOST: the sandbox (or its pool) is gone, with everything
+    in it. status is SANDBOX_LOST and infra_failed is set.
+
+    checkpoint: the sandbox's latest checkpoint (a snapshot id), or None when it had none;
+    it holds the effects of every step up to checkpoint_request_id and none after.
+    sandbox: the Sandbox (or AsyncSandbox) that was lost, whose ``steps`` list what was
+    submitted. ``client.resume(e)`` opens a sandbox from the checkpoint and returns the steps
+    to redo; nothing is re-run by rolloutd or the binding."""
+
+    def __init__(self, message: str, status: int = Status.SANDBOX_LOST, infra_failed: bool = True, code: int = 0,
+                 checkpoint: Optional[str] = None, checkpoint_request_id: int = 0, sandbox: object = None):
+        super().__init__(message, status, infra_failed, code)
+        self.checkpoint = checkpoint
+        self.checkpoint_request_id = checkpoint_request_id
+        self.sandbox = sandbox
 
 
 # What a librollout return code means to a caller: the Status it is closest to, and whether
@@ -222,6 +261,8 @@ def _load() -> ctypes.CDLL:
         "rollout_get_file": (i32, [p, u64, u64, ctypes.c_char_p, u32]),
         "rollout_close": (i32, [p, u64, u64]),
         "rollout_signal": (i32, [p, u64, u64, u64, i32]),
+        "rollout_open_ex": (i32, [p, u64, ctypes.POINTER(_OpenOpts), u64]),
+        "rollout_snapshot": (i32, [p, u64, u64, ctypes.c_bool]),
         "rollout_flush": (i32, [p]),
         "rollout_wait_space": (i32, [p, u32, i32]),
         "rollout_next": (i32, [p, ctypes.POINTER(_Completion)]),
@@ -288,6 +329,15 @@ class Result:
     partial: bool = False
     stdout_offset: int = 0
     stderr_offset: int = 0
+    # Snapshot: the id to open from, what it captured and how long the sandbox was frozen.
+    snapshot: Optional[str] = None
+    snapshot_bytes: int = 0
+    snapshot_files: int = 0
+    frozen_us: int = 0
+    # Set when this step made a checkpoint, and on SANDBOX_LOST of a sandbox that has one:
+    # the snapshot holding every step up to checkpoint_request_id.
+    checkpoint: Optional[str] = None
+    checkpoint_request_id: int = 0
 
     @property
     def ok(self) -> bool:
@@ -303,14 +353,85 @@ def _result(c: _Completion) -> Result:
                   peak_memory_kib=c.peak_memory_kib, data=take(c.file_data, c.file_len),
                   data_truncated=c.file_truncated, sandbox=c.sandbox,
                   message=c.message.decode(errors="replace") if c.message else "", infra_failed=c.infra_failed,
-                  partial=c.partial, stdout_offset=c.stdout_offset, stderr_offset=c.stderr_offset)
+                  partial=c.partial, stdout_offset=c.stdout_offset, stderr_offset=c.stderr_offset,
+                  snapshot=c.snapshot.decode() if c.snapshot else None, snapshot_bytes=c.snapshot_bytes,
+                  snapshot_files=c.snapshot_files, frozen_us=c.frozen_us,
+                  checkpoint=c.checkpoint.decode() if c.checkpoint else None,
+                  checkpoint_request_id=c.checkpoint_request_id)
 
 
-def _raise_for(r: Result, what: str) -> Result:
-    if r.status != Status.OK:
-        raise RolloutError(f"{what}: {status_name(r.status)}" + (f": {r.message}" if r.message else ""),
-                           r.status, r.infra_failed)
-    return r
+def _raise_for(r: Result, what: str, sandbox: Optional["_SandboxBase"] = None) -> Result:
+    """r, or the RolloutError its status means (SandboxLostError for SANDBOX_LOST). The
+    sandbox, when given, first takes the checkpoint the completion names."""
+    if sandbox is not None:
+        sandbox._take(r)
+    if r.status == Status.OK:
+        return r
+    text = f"{what}: {status_name(r.status)}" + (f": {r.message}" if r.message else "")
+    if r.status == Status.SANDBOX_LOST:
+        ckpt, ckpt_rid = r.checkpoint, r.checkpoint_request_id
+        if ckpt is None and sandbox is not None:
+            ckpt, ckpt_rid = sandbox.checkpoint, sandbox.checkpoint_request_id
+        if ckpt is not None:
+            text += f" (checkpoint {ckpt} after request {ckpt_rid})"
+        raise SandboxLostError(text, r.status, r.infra_failed, 0, ckpt, ckpt_rid, sandbox)
+    raise RolloutError(text, r.status, r.infra_failed)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A mutating step submitted on a sandbox (exec or put_file), in submission order:
+    request_id (the binding's id for it, rising), action ("exec" or "put_file") and a short
+    description (the command, or the path and size). Sandbox.steps lists them so a task
+    resumed from a checkpoint knows what ran after it (Client.resume)."""
+    request_id: int
+    action: str
+    description: str
+
+
+def _describe(cmd: "Command") -> str:
+    text = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class _SandboxBase:
+    """What both sandbox kinds keep: the profile and the snapshot it was opened from, the
+    latest checkpoint a completion named, and the mutating steps submitted on it."""
+
+    def __init__(self, client: "_Core", sandbox_id: int, profile: str = "default", origin: Optional[str] = None,
+                 checkpoint_every: int = 0):
+        self.client = client
+        self.id = sandbox_id
+        self.closed = False
+        self.profile = profile
+        self.origin = origin  # the snapshot it was opened from, or None
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint: Optional[str] = None
+        self.checkpoint_request_id = 0
+        self.steps: List[Step] = []
+        client._sandboxes[sandbox_id] = self
+
+    def _take(self, r: Result) -> None:
+        # The newest checkpoint wins: a sandbox's steps run one at a time, in order.
+        if r.checkpoint:
+            self.checkpoint, self.checkpoint_request_id = r.checkpoint, r.checkpoint_request_id
+
+    def steps_after(self, request_id: int) -> List[Step]:
+        """The steps submitted after request_id (those a checkpoint made at request_id
+        does not hold)."""
+        return [s for s in self.steps if s.request_id > request_id]
+
+    def _resume_point(self, lost: Optional[SandboxLostError] = None) -> Tuple[str, int]:
+        """Where a task on this sandbox continues: the lost error's checkpoint, else the
+        latest one seen, else the snapshot it was opened from (before every step)."""
+        if lost is not None and lost.checkpoint:
+            return lost.checkpoint, lost.checkpoint_request_id
+        if self.checkpoint:
+            return self.checkpoint, self.checkpoint_request_id
+        if self.origin:
+            return self.origin, 0
+        raise RolloutError(f"sandbox {self.id:#x} has no checkpoint to resume from (open it with "
+                           "checkpoint_every, or call snapshot(checkpoint=True))", Status.NOT_FOUND)
 
 
 Command = Union[str, Sequence[str]]
@@ -330,6 +451,8 @@ class _Core:
             raise e
         self._next_id = 1
         self._keep: Dict[int, object] = {}
+        # The live sandbox objects by id, so every path that submits a step records it.
+        self._sandboxes: "weakref.WeakValueDictionary[int, _SandboxBase]" = weakref.WeakValueDictionary()
         # The error that ended the connection (rolloutd died or closed it); set once, final.
         self._lost: Optional[RolloutError] = None
 
@@ -381,8 +504,31 @@ class _Core:
         # Length 0: room for the very request just refused.
         return lib().rollout_wait_space(self._handle, 0, 1000)
 
-    def _submit_open(self, rid: int, profile: str) -> None:
-        self._submit(lib().rollout_open, rid, profile.encode(), 0)
+    def _submit_open(self, rid: int, profile: str, snapshot: Optional[str] = None, checkpoint_every: int = 0) -> None:
+        o = _OpenOpts(profile.encode(), snapshot.encode() if snapshot else None, None, 0, checkpoint_every)
+        self._submit(lib().rollout_open_ex, rid, ctypes.byref(o), 0)
+
+    def _submit_snapshot(self, rid: int, sandbox: int, checkpoint: bool) -> None:
+        self._submit(lib().rollout_snapshot, rid, sandbox, checkpoint)
+
+    def _record(self, sandbox: int, rid: int, action: str, description: str) -> None:
+        sb = self._sandboxes.get(sandbox)
+        if sb is not None:
+            sb.steps.append(Step(rid, action, description))
+
+    def _resume_args(self, lost_or_sandbox) -> Tuple["_SandboxBase", str, int]:
+        if isinstance(lost_or_sandbox, SandboxLostError):
+            sb = lost_or_sandbox.sandbox
+            if sb is None:
+                if not lost_or_sandbox.checkpoint:
+                    raise RolloutError("the lost sandbox had no checkpoint", Status.NOT_FOUND)
+                raise RolloutError("the error names no sandbox: open(profile, snapshot=e.checkpoint) "
+                                   "instead", Status.BAD_REQUEST)
+            ckpt, rid = sb._resume_point(lost_or_sandbox)
+        else:
+            sb = lost_or_sandbox
+            ckpt, rid = sb._resume_point()
+        return sb, ckpt, rid
 
     def _submit_exec(self, rid: int, sandbox: int, cmd: Command, stdin: Optional[bytes],
                      env: Optional[Dict[str, str]], cwd: Optional[str], timeout: Optional[float],
@@ -412,9 +558,11 @@ class _Core:
         e.output_cap = output_cap or 0
         e.flags = EXEC_STREAM if stream else 0
         self._submit(lib().rollout_exec, rid, sandbox, ctypes.byref(e), 0)
+        self._record(sandbox, rid, "exec", _describe(cmd))
 
     def _submit_put(self, rid: int, sandbox: int, path: str, data: bytes, mode: int) -> None:
         self._submit(lib().rollout_put_file, rid, sandbox, path.encode(), data, len(data), mode)
+        self._record(sandbox, rid, "put_file", f"{path} ({len(data)} bytes, mode {mode:o})")
 
     def _submit_get(self, rid: int, sandbox: int, path: str, max_bytes: int) -> None:
         self._submit(lib().rollout_get_file, rid, sandbox, path.encode(), max_bytes)
@@ -516,6 +664,8 @@ class Client(_Core):
                 r.wall_us, r.cpu_us, r.peak_memory_kib, r.sandbox = c.wall_us, c.cpu_us, c.peak_memory_kib, c.sandbox
                 r.message = c.message.decode(errors="replace") if c.message else ""
                 r.infra_failed = c.infra_failed
+                r.checkpoint = c.checkpoint.decode() if c.checkpoint else None
+                r.checkpoint_request_id = c.checkpoint_request_id
                 return r
             if n == 1:
                 self._done[c.request_id] = _result(c)
@@ -524,24 +674,84 @@ class Client(_Core):
             if rc:
                 raise self._fail(rc, "waiting for rolloutd")
 
-    def open(self, profile: str = "default") -> "Sandbox":
+    def open(self, profile: str = "default", snapshot: Optional[str] = None, checkpoint_every: int = 0) -> "Sandbox":
+        """A new sandbox of the profile. snapshot: start from that snapshot (an id from
+        Sandbox.snapshot() or a checkpoint) instead of the bare image; the profile must be
+        the one the snapshot was taken with. checkpoint_every: the pool checkpoints the
+        sandbox after every N successful exec/put_file steps (0: only on snapshot(True))."""
         rid = self._id()
-        self._submit_open(rid, profile)
-        r = _raise_for(self._wait(rid), f"open {profile}")
-        return Sandbox(self, r.sandbox)
+        self._submit_open(rid, profile, snapshot, checkpoint_every)
+        r = _raise_for(self._wait(rid), f"open {profile}" + (f" from {snapshot}" if snapshot else ""))
+        return Sandbox(self, r.sandbox, profile, snapshot, checkpoint_every)
 
-    def group(self, profile: str, n: int) -> "Group":
-        """n sandboxes of one profile (a GRPO group), closed together; see Group."""
-        return Group(self, profile, n)
+    def group(self, profile: str, n: int, snapshot: Optional[str] = None, checkpoint_every: int = 0) -> "Group":
+        """n sandboxes of one profile (a GRPO group), closed together; see Group. With
+        snapshot, all n start from it."""
+        return Group(self, profile, n, snapshot, checkpoint_every)
+
+    def _open_many(self, profile: str, n: int, snapshot: Optional[str], checkpoint_every: int) -> List["Sandbox"]:
+        # Pipelined: all n opens are submitted before the first is waited for. On a failure
+        # the ones that opened are closed again and the first error is raised.
+        ids = [self._id() for _ in range(n)]
+        for rid in ids:
+            self._submit_open(rid, profile, snapshot, checkpoint_every)
+        out: List[Sandbox] = []
+        error: Optional[RolloutError] = None
+        for rid in ids:
+            r = self._wait(rid)
+            if r.status == Status.OK:
+                out.append(Sandbox(self, r.sandbox, profile, snapshot, checkpoint_every))
+            elif error is None:
+                try:
+                    _raise_for(r, f"open {profile}" + (f" from {snapshot}" if snapshot else ""))
+                except RolloutError as e:
+                    error = e
+        if error is not None:
+            for sb in out:
+                try:
+                    sb.close()
+                except RolloutError:
+                    pass
+            raise error
+        return out
+
+    def fork(self, source: Union["Sandbox", str], n: int, profile: Optional[str] = None,
+             checkpoint_every: Optional[int] = None) -> List["Sandbox"]:
+        """n new sandboxes with the files of source: a Sandbox (snapshotted once, here) or a
+        snapshot id. profile: the source sandbox's, else "default" (a snapshot opens only on
+        the profile it was taken with); checkpoint_every: the source sandbox's, else 0. The
+        opens are pipelined; if one fails, the others are closed and its error raised."""
+        if isinstance(source, Sandbox):
+            snap = source.snapshot()
+            profile = profile or source.profile
+            every = source.checkpoint_every if checkpoint_every is None else checkpoint_every
+        else:
+            snap, profile, every = source, profile or "default", checkpoint_every or 0
+        return self._open_many(profile, n, snap, every)
+
+    def resume(self, lost_or_sandbox: Union[SandboxLostError, "Sandbox"]) -> Tuple["Sandbox", List[Step]]:
+        """Continues a lost sandbox's task: opens a sandbox of the same profile (and
+        checkpoint_every) from its checkpoint (the SandboxLostError's, else the latest one the
+        sandbox saw, else the snapshot it was opened from) and returns it with the steps
+        submitted after the checkpoint, in order: they are not in the new sandbox, and
+        nothing re-runs them (redo them, or not). The lost sandbox is closed. Raises
+        RolloutError (NOT_FOUND) when there is no checkpoint."""
+        old, ckpt, rid = self._resume_args(lost_or_sandbox)
+        new = self.open(old.profile, snapshot=ckpt, checkpoint_every=old.checkpoint_every)
+        if not old.closed:
+            try:
+                old.close()  # rolloutd keeps a lost sandbox's checkpoint until it is closed
+            except RolloutError:
+                pass
+        return new, old.steps_after(rid)
 
 
-class Sandbox:
-    """A sandbox owned by a blocking Client. State (files, cwd) persists across calls."""
+class Sandbox(_SandboxBase):
+    """A sandbox owned by a blocking Client. State (files, cwd) persists across calls.
 
-    def __init__(self, client: Client, sandbox_id: int):
-        self.client = client
-        self.id = sandbox_id
-        self.closed = False
+    profile: its profile; origin: the snapshot it was opened from (or None); steps: the
+    exec and put_file steps submitted on it, in order (Step); checkpoint and
+    checkpoint_request_id: the latest checkpoint a completion named (or None)."""
 
     def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
              cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
@@ -559,7 +769,10 @@ class Sandbox:
             r = self.client._wait(rid)
         finally:
             self.client._on_output.pop(rid, None)
-        return _raise_for(r, "exec") if check_status else r
+        if not check_status:
+            self._take(r)
+            return r
+        return _raise_for(r, "exec", self)
 
     def exec_view(self, cmd: Command, **kw) -> Result:
         """exec() without copying the output: stdout and stderr are memoryviews over the
@@ -568,17 +781,30 @@ class Sandbox:
         rid = self.client._id()
         self.client._submit_exec(rid, self.id, cmd, kw.get("stdin"), kw.get("env"), kw.get("cwd"),
                                  kw.get("timeout"), kw.get("output_cap"))
-        return _raise_for(self.client._wait_view(rid), "exec")
+        return _raise_for(self.client._wait_view(rid), "exec", self)
 
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         rid = self.client._id()
         self.client._submit_put(rid, self.id, path, data, mode)
-        _raise_for(self.client._wait(rid), f"put {path}")
+        _raise_for(self.client._wait(rid), f"put {path}", self)
 
     def get_file(self, path: str, max_bytes: int = 0) -> bytes:
         rid = self.client._id()
         self.client._submit_get(rid, self.id, path, max_bytes)
-        return _raise_for(self.client._wait(rid), f"get {path}").data
+        return _raise_for(self.client._wait(rid), f"get {path}", self).data
+
+    def snapshot(self, checkpoint: bool = False) -> str:
+        """Captures the sandbox's files (its writable root: files, deletions, modes, links;
+        not processes) into the pool's snapshot store, the sandbox frozen meanwhile, and
+        returns the snapshot's id: open sandboxes from it with client.open(profile,
+        snapshot=id) or client.fork. With checkpoint=True it also becomes this sandbox's
+        checkpoint (see Client.resume). Needs an image profile."""
+        rid = self.client._id()
+        self.client._submit_snapshot(rid, self.id, checkpoint)
+        r = _raise_for(self.client._wait(rid), "snapshot", self)
+        if not r.snapshot:
+            raise RolloutError("snapshot: the answer names no snapshot", Status.INTERNAL, True)
+        return r.snapshot
 
     def close(self) -> None:
         if self.closed:
@@ -597,23 +823,18 @@ class Sandbox:
 
 class Group:
     """n sandboxes of one profile for a GRPO-style group: the same or different commands run
-    across all of them at once; every sandbox is closed on exit, also when one failed."""
+    across all of them at once; every sandbox is closed on exit, also when one failed. With
+    snapshot, every member starts from it (e.g. ``client.group(sb.profile, 8,
+    snapshot=sb.snapshot())``)."""
 
-    def __init__(self, client: Client, profile: str, n: int):
+    def __init__(self, client: Client, profile: str, n: int, snapshot: Optional[str] = None,
+                 checkpoint_every: int = 0):
         self.client, self.profile, self.n = client, profile, n
+        self.snapshot, self.checkpoint_every = snapshot, checkpoint_every
         self.sandboxes: List[Sandbox] = []
 
     def __enter__(self) -> "Group":
-        ids = [self.client._id() for _ in range(self.n)]
-        for rid in ids:
-            self.client._submit_open(rid, self.profile)
-        try:
-            for rid in ids:
-                r = _raise_for(self.client._wait(rid), f"open {self.profile}")
-                self.sandboxes.append(Sandbox(self.client, r.sandbox))
-        except BaseException:
-            self.__exit__()
-            raise
+        self.sandboxes = self.client._open_many(self.profile, self.n, self.snapshot, self.checkpoint_every)
         return self
 
     def exec_all(self, cmd: Command, **kw) -> List[Result]:
@@ -631,7 +852,10 @@ class Group:
             self.client._submit_exec(rid, sb.id, cmd, kw.get("stdin"), kw.get("env"), kw.get("cwd"),
                                      kw.get("timeout"), kw.get("output_cap"))
             rids.append(rid)
-        return [self.client._wait(rid) for rid in rids]
+        results = [self.client._wait(rid) for rid in rids]
+        for sb, r in zip(self.sandboxes, results):
+            sb._take(r)
+        return results
 
     def __exit__(self, *exc) -> None:
         for sb in self.sandboxes:
@@ -801,12 +1025,51 @@ class AsyncClient(_Core):
             self._futures.pop(rid, None)
             raise
 
-    async def open(self, profile: str = "default") -> "AsyncSandbox":
-        r = _raise_for(await self._request(self._submit_open, profile), f"open {profile}")
-        return AsyncSandbox(self, r.sandbox)
+    async def open(self, profile: str = "default", snapshot: Optional[str] = None,
+                   checkpoint_every: int = 0) -> "AsyncSandbox":
+        """See Client.open."""
+        r = _raise_for(await self._request(self._submit_open, profile, snapshot, checkpoint_every),
+                       f"open {profile}" + (f" from {snapshot}" if snapshot else ""))
+        return AsyncSandbox(self, r.sandbox, profile, snapshot, checkpoint_every)
 
-    def group(self, profile: str, n: int) -> "AsyncGroup":
-        return AsyncGroup(self, profile, n)
+    def group(self, profile: str, n: int, snapshot: Optional[str] = None, checkpoint_every: int = 0) -> "AsyncGroup":
+        """See Client.group: ``async with client.group(profile, n) as g:``."""
+        return AsyncGroup(self, profile, n, snapshot, checkpoint_every)
+
+    async def _open_many(self, profile: str, n: int, snapshot: Optional[str],
+                         checkpoint_every: int) -> List["AsyncSandbox"]:
+        # All at once; on a failure the ones that opened are closed and the first error raised.
+        results = await asyncio.gather(*[self.open(profile, snapshot, checkpoint_every) for _ in range(n)],
+                                       return_exceptions=True)
+        opened = [r for r in results if isinstance(r, AsyncSandbox)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await asyncio.gather(*[sb.close() for sb in opened], return_exceptions=True)
+            raise errors[0]
+        return opened
+
+    async def fork(self, source: Union["AsyncSandbox", str], n: int, profile: Optional[str] = None,
+                   checkpoint_every: Optional[int] = None) -> List["AsyncSandbox"]:
+        """See Client.fork; the n opens run concurrently."""
+        if isinstance(source, AsyncSandbox):
+            snap = await source.snapshot()
+            profile = profile or source.profile
+            every = source.checkpoint_every if checkpoint_every is None else checkpoint_every
+        else:
+            snap, profile, every = source, profile or "default", checkpoint_every or 0
+        return await self._open_many(profile, n, snap, every)
+
+    async def resume(self, lost_or_sandbox: Union[SandboxLostError, "AsyncSandbox"]
+                     ) -> Tuple["AsyncSandbox", List[Step]]:
+        """See Client.resume."""
+        old, ckpt, rid = self._resume_args(lost_or_sandbox)
+        new = await self.open(old.profile, snapshot=ckpt, checkpoint_every=old.checkpoint_every)
+        if not old.closed:
+            try:
+                await old.close()
+            except RolloutError:
+                pass
+        return new, old.steps_after(rid)
 
     async def aclose(self) -> None:
         if self._loop is not None:
@@ -818,13 +1081,8 @@ class AsyncClient(_Core):
         self._disconnect()
 
 
-class AsyncSandbox:
-    """A sandbox owned by an AsyncClient."""
-
-    def __init__(self, client: AsyncClient, sandbox_id: int):
-        self.client = client
-        self.id = sandbox_id
-        self.closed = False
+class AsyncSandbox(_SandboxBase):
+    """A sandbox owned by an AsyncClient (attributes as Sandbox's)."""
 
     def exec(self, cmd: Command, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
              cwd: Optional[str] = None, timeout: Optional[float] = None, output_cap: Optional[int] = None,
@@ -844,7 +1102,10 @@ class AsyncSandbox:
 
     async def _exec(self, cmd, stdin, env, cwd, timeout, output_cap, check_status) -> Result:
         r = await self.client._request(self.client._submit_exec, self.id, cmd, stdin, env, cwd, timeout, output_cap)
-        return _raise_for(r, "exec") if check_status else r
+        if not check_status:
+            self._take(r)
+            return r
+        return _raise_for(r, "exec", self)
 
     async def signal(self, request_id: int = 0, signo: int = 9) -> bool:
         """Sends signo (SIGKILL by default) to the exec submitted as request_id (0: the one
@@ -852,15 +1113,24 @@ class AsyncSandbox:
         r = await self.client._request(self.client._submit_signal, self.id, request_id, signo)
         if r.status == Status.NOT_FOUND:
             return False
-        _raise_for(r, "signal")
+        _raise_for(r, "signal", self)
         return True
 
     async def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        _raise_for(await self.client._request(self.client._submit_put, self.id, path, data, mode), f"put {path}")
+        _raise_for(await self.client._request(self.client._submit_put, self.id, path, data, mode), f"put {path}",
+                   self)
 
     async def get_file(self, path: str, max_bytes: int = 0) -> bytes:
         r = await self.client._request(self.client._submit_get, self.id, path, max_bytes)
-        return _raise_for(r, f"get {path}").data
+        return _raise_for(r, f"get {path}", self).data
+
+    async def snapshot(self, checkpoint: bool = False) -> str:
+        """See Sandbox.snapshot."""
+        r = _raise_for(await self.client._request(self.client._submit_snapshot, self.id, checkpoint), "snapshot",
+                       self)
+        if not r.snapshot:
+            raise RolloutError("snapshot: the answer names no snapshot", Status.INTERNAL, True)
+        return r.snapshot
 
     async def close(self) -> None:
         if not self.closed:
@@ -877,18 +1147,14 @@ class AsyncSandbox:
 class AsyncGroup:
     """asyncio version of Group: ``async with client.group("default", 8) as g:``."""
 
-    def __init__(self, client: AsyncClient, profile: str, n: int):
+    def __init__(self, client: AsyncClient, profile: str, n: int, snapshot: Optional[str] = None,
+                 checkpoint_every: int = 0):
         self.client, self.profile, self.n = client, profile, n
+        self.snapshot, self.checkpoint_every = snapshot, checkpoint_every
         self.sandboxes: List[AsyncSandbox] = []
 
     async def __aenter__(self) -> "AsyncGroup":
-        results = await asyncio.gather(*[self.client.open(self.profile) for _ in range(self.n)],
-                                       return_exceptions=True)
-        self.sandboxes = [r for r in results if isinstance(r, AsyncSandbox)]
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            await self.__aexit__()
-            raise errors[0]
+        self.sandboxes = await self.client._open_many(self.profile, self.n, self.snapshot, self.checkpoint_every)
         return self
 
     async def exec_all(self, cmd: Command, **kw) -> List[Union[Result, RolloutError]]:
@@ -978,7 +1244,10 @@ class ExecStream:
     async def wait(self) -> Result:
         r = await asyncio.shield(self._fut)
         self.result = r
-        return _raise_for(r, "exec") if self._check else r
+        if not self._check:
+            self.sandbox._take(r)
+            return r
+        return _raise_for(r, "exec", self.sandbox)
 
     async def signal(self, signo: int) -> bool:
         """Sends signo to the command; False when it had already ended."""
