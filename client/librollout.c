@@ -619,18 +619,14 @@ int rollout_next(rollout_client *c, struct rollout_completion *out)
 			out->file_len = rw_FileData_data(f, &out->file_data);
 			out->file_truncated = rw_FileData_truncated(f);
 		}
-		const rw_Snapshotted_t *s = rw_Completion_result_as_Snapshotted(k);
-		if (s) {
-			out->snapshot = rw_Snapshotted_snapshot(s);
-			out->snapshot_bytes = rw_Snapshotted_bytes(s);
-			out->snapshot_files = rw_Snapshotted_files(s);
-			out->frozen_us = rw_Snapshotted_frozen_us(s);
-		}
+		out->snapshot = env.snapshot;
+		out->snapshot_bytes = env.snapshot_bytes;
+		out->snapshot_files = env.snapshot_files;
+		out->frozen_us = env.frozen_us;
 		/* An empty id names nothing: NULL, so callers test one thing. */
-		const char *ck = rw_Completion_checkpoint(k);
-		if (ck && *ck) {
-			out->checkpoint = ck;
-			out->checkpoint_request_id = rw_Completion_checkpoint_request_id(k);
+		if (env.checkpoint && *env.checkpoint) {
+			out->checkpoint = env.checkpoint;
+			out->checkpoint_request_id = env.checkpoint_request_id;
 		}
 		return 1;
 	}

@@ -260,13 +260,11 @@ static void apply_capacity(struct rt_pool *p, fb_tabvec_t v)
  * SANDBOX_LOST the pool's latest; on an open from a snapshot, the pool may name the
  * snapshot): the newest replaces the one before, since a sandbox's steps run one at a time.
  * Whether the answer named one. */
-static bool take_checkpoint(struct router *r, struct session *x, const uint8_t *buf)
+static bool take_checkpoint(struct router *r, struct session *x, const struct rw_completion *k)
 {
-	const rw_Completion_t *kc = rw_Message_body_as_Completion(rw_Message_root(buf));
-	const char *ckpt = rw_Completion_checkpoint(kc);
-	if (!ckpt || !*ckpt)
+	if (!k->checkpoint || !*k->checkpoint)
 		return false;
-	if (x && rollout__rt_sess_checkpoint(r, x, ckpt, rw_Completion_checkpoint_request_id(kc)) == -EINVAL)
+	if (x && rollout__rt_sess_checkpoint(r, x, k->checkpoint, k->checkpoint_request_id) == -EINVAL)
 		r->ops->on_refused(r->ctx, "checkpoint id over the limit");
 	return true;
 }
@@ -306,7 +304,7 @@ static void on_completion(struct router *r, int pool, const uint8_t *buf, size_t
 	if (x && x->pool != pool)
 		x = NULL;
 	if (x) {
-		bool named = take_checkpoint(r, x, buf);
+		bool named = take_checkpoint(r, x, &k);
 		if (k.status == rw_Status_SANDBOX_LOST) {
 			/* The pool forgot (or never knew: a restart) what rolloutd knows. */
 			size_t n = named ? 0 : rollout__rt_add_checkpoint(r, buf, x);
@@ -325,7 +323,7 @@ static void on_completion(struct router *r, int pool, const uint8_t *buf, size_t
 		if (!d->c || d->c->gone || rollout__rt_sess_add(r, k.sandbox, pool, d->c))
 			rollout__rt_orphan_add(r, pool, k.sandbox); /* nobody will use it: close it again */
 		else
-			take_checkpoint(r, rollout__rt_sess_find(r, k.sandbox), buf);
+			take_checkpoint(r, rollout__rt_sess_find(r, k.sandbox), &k);
 	} else if (x && d->kind == rw_Action_Close) {
 		rollout__rt_sess_remove(r, x); /* closed, whatever the status says */
 	} else if (x && k.status == rw_Status_SANDBOX_LOST) {

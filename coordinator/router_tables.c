@@ -109,28 +109,19 @@ void router_stats(const struct router *r, struct router_stats *s)
 /* ---- completions rolloutd makes itself ---- */
 
 /* A Completion with no result into r->build, with a checkpoint when ckpt is set: its size,
- * or -ENOSPC. (rw_completion has no checkpoint fields yet, so the table is built here.) */
+ * or -ENOSPC. */
 static ssize_t build_completion(struct router *r, uint64_t rid, int status, bool infra, const char *msg,
 				const char *ckpt, uint64_t ckpt_rid)
 {
 	struct fb_builder b;
 	fb_builder_init(&b, r->build, sizeof(r->build));
-	fb_ref_t m = msg ? fb_create_string(&b, msg) : 0;
-	fb_ref_t k = ckpt ? fb_create_string(&b, ckpt) : 0;
-	rw_Completion_start(&b);
-	rw_Completion_add_request_id(&b, rid);
-	rw_Completion_add_status(&b, (uint16_t)status);
-	rw_Completion_add_infra_failed(&b, infra);
-	if (m)
-		rw_Completion_add_message(&b, m);
-	if (k) {
-		rw_Completion_add_checkpoint(&b, k);
-		rw_Completion_add_checkpoint_request_id(&b, ckpt_rid);
-	}
-	fb_ref_t body = rw_Completion_end(&b);
-	rw_Message_start(&b);
-	rw_Message_add_body(&b, rw_Body_Completion, body);
-	return rw_Message_finish(&b, rw_Message_end(&b));
+	struct rw_completion k = { .request_id = rid,
+				   .status = (uint16_t)status,
+				   .infra_failed = infra,
+				   .message = msg,
+				   .checkpoint = ckpt,
+				   .checkpoint_request_id = ckpt_rid };
+	return rw_completion_build(&b, &k);
 }
 
 static void complete_with(struct router *r, struct rt_client *c, uint64_t rid, int kind, int status,
