@@ -115,7 +115,7 @@ class RolloutError(Exception):
         # A fresh instance for each raise of one stored error, so tracebacks do not pile up
         # on a shared object.
         e = type(self)(str(self), self.status, self.infra_failed, self.code)
-        e.__dict__.update({k: v for k, v in self.__dict__.items() if k not in e.__dict__})
+        e.__dict__.update(self.__dict__)  # and what a subclass adds (SandboxLostError's checkpoint)
         return e
 
 
