@@ -172,9 +172,10 @@ class EnvDaemons:
         for p in [self.rolloutd] + [p for p in self.pools if p is not None]:
             if p.poll() is None:
                 p.terminate()
-        for p in [self.rolloutd] + [p for p in self.pools if p is not None]:
-            p.wait(timeout=30)
+        codes = [p.wait(timeout=30) for p in [self.rolloutd] + [p for p in self.pools if p is not None]]
         shutil.rmtree(self.dir, ignore_errors=True)
+        # Everything stopped cleanly (under ASan, a report in rolloutd fails here).
+        assert codes == [0] * len(codes), codes
 
 
 @pytest.fixture
