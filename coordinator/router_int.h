@@ -102,7 +102,8 @@ void rollout__rt_sess_remove(struct router *r, struct session *x);
 /* Records a checkpoint the pool reported for x, replacing the one before: 0, -EINVAL
  * (empty or over ROUTER_MAX_CHECKPOINT) or -ENOMEM (the old one is kept). */
 int rollout__rt_sess_checkpoint(struct router *r, struct session *x, const char *id, uint64_t rid);
-/* x's pool lost it: removed, or kept as lost when it has a checkpoint to hand out. */
+/* x's pool lost it: removed, or kept as lost when it has a checkpoint to hand out and its
+ * trainer may still ask (it is not closing it). */
 void rollout__rt_sess_lost(struct router *r, struct session *x);
 /* Sends a request record with a fresh dispatch id set in place and remembers it: 0,
  * -EAGAIN (the pool cannot take it now), -ENOMEM, -EINVAL (no placeholder). */

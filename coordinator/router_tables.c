@@ -252,12 +252,11 @@ void rollout__rt_sess_lost(struct router *r, struct session *x)
 {
 	if (x->lost)
 		return;
-	if (!x->checkpoint || !x->c || x->c->gone) {
+	if (!x->checkpoint || !x->c || x->c->gone || x->closing) { /* nobody will ask again */
 		rollout__rt_sess_remove(r, x);
 		return;
 	}
 	x->lost = true;
-	x->closing = false;
 	r->nsess--;
 	r->nlost++;
 	x->c->sessions--;

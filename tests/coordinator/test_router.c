@@ -779,6 +779,26 @@ static void test_pool_lost_gets_checkpoint(void **state)
 	assert_int_equal(st.lost + st.sessions, 0);
 }
 
+/* A sandbox lost while its Close is in flight is not kept for its checkpoint: the Close
+ * completes SANDBOX_LOST with it, and nobody will ask again. */
+static void test_lost_while_closing(void **state)
+{
+	(void)state;
+	hello(0, 7, 16, 10);
+	uint64_t sb = open_on_pool0(&A, 1, 0x97);
+	assert_int_equal(submit(&A, request(rw_Action_Exec, 2, sb, 0, 0), 1), ROUTER_TAKEN);
+	answer_ckpt(0, F.nsent - 1, rw_Status_OK, "ck-2", 2, NULL);
+	assert_int_equal(submit(&A, request(rw_Action_Close, 3, sb, 0, 0), 1), ROUTER_TAKEN);
+	router_pool_down(R, 0, "test");
+	assert_int_equal(F.got[F.ngot - 1].k.request_id, 3);
+	assert_int_equal(F.got[F.ngot - 1].k.status, rw_Status_SANDBOX_LOST);
+	assert_string_equal(F.got[F.ngot - 1].checkpoint, "ck-2");
+	struct router_stats st;
+	router_stats(R, &st);
+	assert_int_equal(st.lost + st.sessions, 0);
+	assert_int_equal(A.sessions, 0);
+}
+
 /* A SANDBOX_LOST without a checkpoint anywhere is passed on untouched and forgets the
  * session, as before checkpoints existed. */
 static void test_lost_without_checkpoint(void **state)
@@ -813,6 +833,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checkpoint_on_pool_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_routed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_lost_gets_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_while_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_without_checkpoint, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
