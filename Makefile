@@ -1,6 +1,8 @@
 # rolloutd: this Makefile only drives scripts/ and CMake; CMake is the build.
 #   make test    install what is missing, configure into build/, build, run ctest
 #   make demo    the same, then run both daemons and a rollout workload (scripts/demo)
+#   make demo-env  the same with configs/image.yaml: episodes in a container image, a snapshot,
+#                a forked group and a resume (scripts/demo-env, docs/environments.md)
 #   make bench   run every rollout-bench suite that is built (scripts/bench)
 #   make asan    unit tests, and integration tests labelled asan, under ASan+UBSan (build-asan/)
 #   make tsan    the tests labelled tsan under TSan (build-tsan/)
@@ -9,7 +11,7 @@ BUILD_TYPE ?= RelWithDebInfo
 CMAKE_ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all bootstrap configure build test demo bench asan tsan format format-check install clean
+.PHONY: all bootstrap configure build test demo demo-env bench asan tsan format format-check install clean
 
 all: build
 
@@ -29,6 +31,9 @@ test: build
 
 demo: build
 	@scripts/demo $(BUILD)
+
+demo-env: build
+	@scripts/demo-env $(BUILD)
 
 bench: build
 	@scripts/bench $(BUILD)
