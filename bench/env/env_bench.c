@@ -35,6 +35,7 @@ struct eopts {
 	bool json;
 	char pool_bin[PATH_MAX];
 	char images[PATH_MAX - 64]; /* mkimage's OUTDIR */
+	const char *snapshot_dir;   /* the store's parent (default: the run's temporary directory) */
 };
 
 /* One rollout-pool child of this bench: its config, endpoint, metrics port and cgroup. */
@@ -48,7 +49,7 @@ struct pool_proc {
 	bool connected;
 };
 
-static char tmpdir[128], layout[PATH_MAX];
+static char tmpdir[128], layout[PATH_MAX], snapdir[PATH_MAX];
 /* Pools alive, for the signal handler: a bench stopped by ^C leaves no pool running. */
 static volatile sig_atomic_t live_pids[2];
 
@@ -89,7 +90,7 @@ static void write_config(struct pool_proc *p, int runs)
 		"  metrics: 127.0.0.1:%d\n"
 		"  cgroup: %s\n"
 		"  state_dir: %s/state-%s\n"
-		"  snapshot_dir: %s/snapshots\n"
+		"  snapshot_dir: %s\n"
 		"  snapshot_max_depth: 8\n"
 		"  profiles:\n"
 		"    - {name: img, image: \"oci:%s:latest\", disk_mb: 32, warm: 0, max: %d, memory_mb: 256, "
@@ -98,7 +99,7 @@ static void write_config(struct pool_proc *p, int runs)
 		"uid_base: %u, uid_count: 1000}\n"
 		"    - {name: big, image: \"oci:%s:latest\", disk_mb: 128, warm: 0, max: 2, memory_mb: 768, "
 		"uid_base: %u, uid_count: 1000}\n",
-		p->name, p->ep, p->metrics_port, p->cgroup, tmpdir, p->name, tmpdir, layout,
+		p->name, p->ep, p->metrics_port, p->cgroup, tmpdir, p->name, snapdir, layout,
 		runs + 2 * FORKS + 8, p->uid_base, runs + 8, p->uid_base + 1000, layout, p->uid_base + 2000);
 	fclose(f);
 }
@@ -406,8 +407,9 @@ static int wait_all(struct pc *c, uint64_t base, int n, uint64_t *boxes)
 
 /* One snapshot of a sandbox with some files (200 small ones and 1 MiB); each round sends 16
  * opens from it at once and times until the last is Opened. */
-static int forks(struct pool_proc *p, int rounds, double *ms)
+static int forks(struct pool_proc *p, int rounds, double *ms, double *pool_mean_us)
 {
+	double s0, c0, s1, c1;
 	struct pc_result r;
 	if (open_ready(&p->c, "img", NULL, 0, &r))
 		return -1;
@@ -424,6 +426,8 @@ static int forks(struct pool_proc *p, int rounds, double *ms)
 		snprintf(snap, sizeof(snap), "%s", r.snapshot);
 	close_box(&p->c, parent);
 	wait_destroyed(p, 0);
+	if (!rc && create_hist(p, &s0, &c0))
+		rc = -1;
 	for (int i = 0; i < rounds && !rc; i++) {
 		uint64_t base = (1ull << 40) + (uint64_t)i * 1000, boxes[FORKS] = { 0 };
 		uint64_t t0 = bench_now_ns();
@@ -446,6 +450,9 @@ static int forks(struct pool_proc *p, int rounds, double *ms)
 		wait_destroyed(p, 0);
 		bench_note("  16 forks, round %d: %.1f ms", i + 1, ms[i]);
 	}
+	/* The zygote makes them one after the other: its own time per fork. */
+	if (!rc && !create_hist(p, &s1, &c1) && c1 > c0)
+		*pool_mean_us = (s1 - s0) / (c1 - c0) * 1e6;
 	return rc;
 }
 
@@ -524,13 +531,10 @@ static int env_main(int argc, char **argv)
 {
 	struct eopts o = { .runs = 30, .rounds = 5 };
 	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "runs", required_argument, NULL, 'r' },
-		{ "rounds", required_argument, NULL, 'R' },
-		{ "pool", required_argument, NULL, 'p' },
-		{ "images", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "json", no_argument, NULL, 'j' },         { "runs", required_argument, NULL, 'r' },
+		{ "rounds", required_argument, NULL, 'R' }, { "pool", required_argument, NULL, 'p' },
+		{ "images", required_argument, NULL, 'i' }, { "snapshot-dir", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	char build[PATH_MAX - 128], rel[PATH_MAX];
 	bench_build_dir(rel, sizeof(rel));
@@ -557,15 +561,23 @@ static int env_main(int argc, char **argv)
 		case 'i':
 			snprintf(o.images, sizeof(o.images), "%s", optarg);
 			break;
+		case 's':
+			o.snapshot_dir = optarg;
+			break;
 		default:
 			printf(
 			    "usage: rollout-bench env [--json] [--runs N] [--rounds N] [--pool PATH] "
 			    "[--images DIR]\n"
+			    "                         [--snapshot-dir DIR]\n"
 			    "Image sandboxes on rollout-pool (busybox OCI image of scripts/mkimage, made in\n"
 			    "--images, default BUILD/bench/env-images): cold create vs runc run (--runs "
 			    "each,\n"
 			    "default 30), a 50 MB snapshot, 16 forks of a snapshot, resume after a pool is\n"
-			    "killed (--rounds each, default 5). Needs root.\n");
+			    "killed (--rounds each, default 5). The pools' snapshot store is a new "
+			    "directory\n"
+			    "under --snapshot-dir (default: the run's directory in /tmp), removed at the "
+			    "end.\n"
+			    "Needs root.\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -596,6 +608,13 @@ static int env_main(int argc, char **argv)
 		fprintf(stderr, TAG "mkdir %s: %s\n", tmpdir, strerror(errno));
 		return 1;
 	}
+	snprintf(snapdir, sizeof(snapdir), "%s/rollout-bench-env-snapshots-%d",
+		 o.snapshot_dir ? o.snapshot_dir : tmpdir, (int)getpid());
+	if (mkdir(snapdir, 0700)) {
+		fprintf(stderr, TAG "mkdir %s: %s\n", snapdir, strerror(errno));
+		rmdir(tmpdir);
+		return 1;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
@@ -620,11 +639,12 @@ static int env_main(int argc, char **argv)
 	       *snap_files = calloc((size_t)rounds, sizeof(double));
 	double *fork_ms = calloc((size_t)rounds, sizeof(double)),
 	       *resume = calloc((size_t)rounds, sizeof(double));
-	double img_pool = 0, sys_pool = 0;
+	double img_pool = 0, sys_pool = 0, fork_pool = 0;
 	char runc_dir[PATH_MAX];
 	snprintf(runc_dir, sizeof(runc_dir), "%s/runc", tmpdir);
-	bench_note("env: image %s:latest, %d creations per kind, %d rounds; pools %s (%s) and %s", layout, n,
-		   rounds, b.ep, b.cgroup, a.ep);
+	bench_note("env: image %s:latest, %d creations per kind, %d rounds; pools %s (%s) and %s; "
+		   "snapshots in %s",
+		   layout, n, rounds, b.ep, b.cgroup, a.ep, snapdir);
 
 	if (pool_start(&b, o.pool_bin, 0))
 		goto out;
@@ -658,7 +678,7 @@ static int env_main(int argc, char **argv)
 	if (snapshots(&b, rounds, snap_ms, frozen, snap_mb, snap_files))
 		goto out;
 	bench_note("forks: %d opens from one snapshot at once, %d rounds", FORKS, rounds);
-	if (forks(&b, rounds, fork_ms))
+	if (forks(&b, rounds, fork_ms, &fork_pool))
 		goto out;
 	bench_note("resume: kill -9 pool a, open its checkpoint on pool b, %d rounds", rounds);
 	if (resumes(&a, &b, o.pool_bin, rounds, resume))
@@ -675,7 +695,7 @@ out:
 			fprintf(stderr, TAG "cgroup %s left behind\n", pools[i]->cgroup);
 			rc = 1;
 		}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", snapdir, tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, TAG "could not remove %s\n", tmpdir);
 	if (rc == 0) {
@@ -698,8 +718,9 @@ out:
 		    runc50, runc50 / img50, ex50, runc50 / ex50);
 		printf("snapshot of %.1f MiB in %.0f files p50 %.1f ms (frozen %.1f ms)\n", mb50, files50,
 		       snap50, frozen50);
-		printf("16 forks of a snapshot p50 %.1f ms; resume after kill -9 p50 %.1f ms\n", fork50,
-		       res50);
+		printf("16 forks of a snapshot p50 %.1f ms (the pool's own creation mean %.0f us per fork); "
+		       "resume after kill -9 p50 %.1f ms\n",
+		       fork50, fork_pool, res50);
 		if (o.json) {
 			bench_json_begin();
 			bench_json_str("suite", "env");
@@ -720,6 +741,7 @@ out:
 			bench_json_num("snapshot_mib", mb50);
 			bench_json_num("snapshot_files", files50);
 			bench_json_num("fork16_total_ms", fork50);
+			bench_json_num("fork_create_pool_mean_us", fork_pool);
 			bench_json_num("resume_after_kill_ms", res50);
 			bench_json_end();
 		}
