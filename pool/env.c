@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "action.h"
@@ -46,6 +49,7 @@ struct snap_msg {
 	struct job *job; /* the loop's: only compared there */
 	const struct cg_sys *cg;
 	const char *dir;
+	const char *staging; /* a tmpfs to capture into while frozen, or NULL */
 	uint64_t box_id, seq;
 	pid_t pid;
 	char cgname[32];
@@ -71,6 +75,7 @@ struct gc_msg {
 };
 
 struct env {
+	char staging[PATH_MAX]; /* "" when the store itself is fast (tmpfs) or none could be made */
 	int pipe[2];
 	pthread_t *threads; /* resolvers, joined at stop */
 	size_t nthreads;
@@ -291,14 +296,17 @@ static void *snap_thread(void *arg)
 			rc = -errno;
 			snprintf(m->err, sizeof(m->err), "cannot reach the sandbox's root: %s", strerror(errno));
 		} else {
-			rc = snap_capture(m->dir, up, &m->own, m->parent, m->image, m->profile, m->max_depth,
-					  &m->meta, m->err, sizeof(m->err));
+			rc = snap_capture_to(m->dir, m->staging ? m->staging : m->dir, up, &m->own, m->parent,
+					     m->image, m->profile, m->max_depth, &m->meta, m->err, sizeof(m->err));
 			close(up);
 		}
 	}
 	if (m->cg)
 		cg_freeze(m->cg, m->cgname, false);
 	m->frozen_us = now_us() - frozen;
+	/* Captured in memory while frozen; written to the store with the sandbox running. */
+	if (!rc && m->staging)
+		rc = snap_publish(m->dir, m->staging, m->meta.id, m->err, sizeof(m->err));
 	m->total_ns = rollout__now_ns() - t0;
 	m->rc = rc;
 	post(m->e, &m->h);
@@ -331,6 +339,7 @@ void env_snapshot(struct pool *p, struct box *b, struct job *j)
 	m->job = j;
 	m->cg = p->rt.cgroups ? &p->rt.cg : NULL;
 	m->dir = e->snapdir;
+	m->staging = e->staging[0] ? e->staging : NULL;
 	m->box_id = b->s.id;
 	m->seq = ++e->seq;
 	m->pid = b->s.pid;
@@ -624,6 +633,18 @@ int env_start(struct pool *p, char *err, size_t errsz)
 		snprintf(err, errsz, "snapshot_dir %s: %s", e->snapdir, rollout_strerror(rc));
 		return rc;
 	}
+	/* A store on a disk is slow to create files in: snapshots are captured into a tmpfs
+	 * (the sandbox frozen only for that) and then copied to the store. */
+	struct statfs sf;
+	if (statfs(e->snapdir, &sf) == 0 && sf.f_type != TMPFS_MAGIC && p->rt.own_mounts) {
+		snprintf(e->staging, sizeof(e->staging), "%s/staging", cfg->state_dir);
+		if (mkdirs(e->staging, 0700) != 0 ||
+		    mount("tmpfs", e->staging, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0) {
+			RLOG(RLOG_WARN, "snapshots are captured into the store directly", "why=\"%s\"",
+			     strerror(errno));
+			e->staging[0] = 0;
+		}
+	}
 	if (pipe2(e->pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    (rc = loop_add(p->loop, e->pipe[0], EPOLLIN, on_pipe, p))) {
 		rc = -errno;
@@ -694,6 +715,8 @@ void env_stop(struct pool *p)
 			img_free(p->prof[i].img);
 			free(p->prof[i].img);
 		}
+	if (e->staging[0])
+		umount2(e->staging, MNT_DETACH);
 	if (e->pipe[0] >= 0)
 		close(e->pipe[0]);
 	if (e->pipe[1] >= 0)

@@ -752,6 +752,23 @@ int idmap_get(struct sbx_runtime *rt, uint32_t uid, uint32_t iuid, uint32_t igid
 	return fd;
 }
 
+bool sbx_idmap_fill(struct sbx_runtime *rt, const struct sbx_profile *p, unsigned ahead)
+{
+	if (!p->image || !p->img || rt->userns)
+		return false;
+	uint32_t count = p->uid_count ? p->uid_count : 1;
+	for (unsigned k = 0; k < ahead; k++) {
+		uint32_t uid = p->uid_base + (uint32_t)((rt->next_uid_slot + k) % count);
+		struct sbx_idmap *e =
+		    &rt->idmaps[(uid * 2654435761u ^ p->img->uid ^ (p->img->gid << 7)) % SBX_IDMAP_CACHE];
+		if (e->fd > 0 && e->uid == uid && e->iuid == p->img->uid && e->igid == p->img->gid)
+			continue;
+		idmap_get(rt, uid, p->img->uid, p->img->gid);
+		return true; /* one per call: the caller checks for requests between them */
+	}
+	return false;
+}
+
 int sbx_netns_fill(struct sbx_runtime *rt, int want)
 {
 	if (want > SBX_NETNS_STOCK)

@@ -161,6 +161,9 @@ int sbx_runtime_own_mounts(struct sbx_runtime *rt);
 /* Whether the profile's root is SBX_ROOT_SYSTEM. */
 bool sbx_profile_system(const struct sbx_profile *p);
 
+/* Makes (one at a time, when idle) the idmaps the next `ahead` sandboxes of an image profile
+ * will need. Returns whether it made one. */
+bool sbx_idmap_fill(struct sbx_runtime *rt, const struct sbx_profile *p, unsigned ahead);
 /* Adds network namespaces to the stock until it holds `want` (at most SBX_NETNS_STOCK);
  * returns how many it holds. Call when idle. */
 int sbx_netns_fill(struct sbx_runtime *rt, int want);

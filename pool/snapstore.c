@@ -298,6 +298,63 @@ int snap_capture(const char *dir, int upper_fd, const struct snap_owner *own, co
 		 const char *image, const char *profile, uint32_t max_depth, struct snap_meta *out, char *err,
 		 size_t errsz)
 {
+	return snap_capture_to(dir, dir, upper_fd, own, parent, image, profile, max_depth, out, err, errsz);
+}
+
+int snap_publish(const char *dir, const char *staging, const char *id, char *err, size_t errsz)
+{
+	int sfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), ".tmp-%s", id);
+	int rc = 0, from = -1, to = -1, fr = -1, tr = -1;
+	if (sfd < 0 || dfd < 0 || (from = openat(sfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    mkdirat(dfd, tmp, 0755) < 0 || (to = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    mkdirat(to, "root", 0755) < 0 || (tr = openat(to, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (fr = openat(from, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		rc = -errno;
+	err[0] = 0;
+	struct snap_owner none = { .from = UINT32_MAX };
+	struct copy c = { .own = &none, .err = err, .errsz = errsz };
+	if (!rc)
+		rc = apply(&c, tr, fr, 0);
+	struct stat st;
+	if (!rc && fstat(fr, &st) == 0 && (fchown(tr, st.st_uid, st.st_gid) < 0 || fchmod(tr, st.st_mode & 07777) < 0))
+		rc = -errno;
+	if (!rc && is_opaque(fr))
+		fsetxattr(tr, OPAQUE_XATTR, "y", 1, 0);
+	if (!rc) {
+		/* The meta last: a store never shows a layer without it. */
+		int in = openat(from, "meta", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int out = in < 0 ? -1 : openat(to, "meta", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (in < 0 || out < 0 || fstat(in, &st) < 0)
+			rc = -errno;
+		if (!rc)
+			rc = copy_data(in, out, st.st_size);
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+	}
+	if (!rc && renameat(dfd, tmp, dfd, id) < 0)
+		rc = -errno;
+	if (rc && dfd >= 0)
+		snap_rmtree(dfd, tmp);
+	if (rc && !err[0])
+		snprintf(err, errsz, "publishing snapshot %s in %s: %s", id, dir, strerror(-rc));
+	if (sfd >= 0)
+		snap_rmtree(sfd, id);
+	int fds[] = { sfd, dfd, from, to, fr, tr };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return rc;
+}
+
+int snap_capture_to(const char *dir, const char *staging, int upper_fd, const struct snap_owner *own,
+		    const char *parent, const char *image, const char *profile, uint32_t max_depth,
+		    struct snap_meta *out, char *err, size_t errsz)
+{
 	memset(out, 0, sizeof(*out));
 	err[0] = 0;
 	uint8_t rnd[8];
@@ -329,9 +386,9 @@ int snap_capture(const char *dir, int upper_fd, const struct snap_owner *own, co
 			out->depth = pm.depth + 1;
 		}
 	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
-		snprintf(err, errsz, "snapshot_dir %s: %s", dir, strerror(errno));
+		snprintf(err, errsz, "snapshot_dir %s: %s", staging, strerror(errno));
 		return -errno;
 	}
 	char tmp[64];

@@ -38,6 +38,14 @@ struct snap_owner {
 int snap_capture(const char *dir, int upper_fd, const struct snap_owner *own, const char *parent,
 		 const char *image, const char *profile, uint32_t max_depth, struct snap_meta *out, char *err,
 		 size_t errsz);
+/* The same, written to staging (a fast file system: the sandbox is frozen meanwhile) while
+ * parents are read from dir; snap_publish then moves it into dir. */
+int snap_capture_to(const char *dir, const char *staging, int upper_fd, const struct snap_owner *own,
+		    const char *parent, const char *image, const char *profile, uint32_t max_depth,
+		    struct snap_meta *out, char *err, size_t errsz);
+/* Copies snapshot id from staging into dir (published by rename) and removes it from
+ * staging. 0 or -errno with err. */
+int snap_publish(const char *dir, const char *staging, const char *id, char *err, size_t errsz);
 int snap_read_meta(const char *dir, const char *id, struct snap_meta *m);
 /* The layer directories of id and its parents, top first (at most max). Marks it used now.
  * 0, -ENOENT (id or a parent gone), -EINVAL (not a snapshot id), -E2BIG. */

@@ -20,6 +20,7 @@
 #include "ring.h" /* shm_send_fds / shm_recv_fds */
 
 #define ZY_NETNS_TARGET 64
+#define ZY_IDMAP_AHEAD  16 /* idmaps made ahead per image profile */
 
 struct zslot {
 	bool used;
@@ -147,16 +148,32 @@ static int create(struct sbx_runtime *rt, const struct sbx_profile *p, const str
 		return sbx_create(rt, p, req->id, NULL, s);
 	if (!p->img)
 		return -EAGAIN;
-	static char layers[64][PATH_MAX];
+	/* The chain of the snapshot opened last, kept for a second: a group of forks reads the
+	 * store (and marks the snapshot used) once, not once per sandbox. */
+	static char layers[64][PATH_MAX], last[SNAP_ID_MAX], last_image[80];
 	static const char *ptrs[64];
-	unsigned n;
-	struct snap_meta top;
+	static unsigned n;
+	static uint64_t last_at;
 	char snap[SNAP_ID_MAX];
 	snprintf(snap, sizeof(snap), "%.*s", (int)sizeof(req->snap) - 1, req->snap);
-	int rc = snap_chain(rt->snapshot_dir, snap, layers, 64, &n, &top);
-	if (rc)
-		return rc;
-	if (strcmp(top.image, p->img->id) != 0)
+	uint64_t now = zy_now_ns();
+	if (strcmp(snap, last) != 0 || now - last_at > 1000000000ull) {
+		struct snap_meta top;
+		last[0] = 0;
+		int rc = snap_chain(rt->snapshot_dir, snap, layers, 64, &n, &top);
+		if (rc)
+			return rc;
+		snprintf(last, sizeof(last), "%s", snap);
+		snprintf(last_image, sizeof(last_image), "%s", top.image);
+		last_at = now;
+	} else {
+		/* Still there? A collector elsewhere may have removed it meanwhile. */
+		if (access(layers[0], F_OK) != 0) {
+			last[0] = 0;
+			return -ENOENT;
+		}
+	}
+	if (strcmp(last_image, p->img->id) != 0)
 		return -EXDEV; /* taken on another image */
 	for (unsigned i = 0; i < n; i++)
 		ptrs[i] = layers[i];
@@ -175,12 +192,17 @@ static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profi
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	bool idmaps_due = true;
 	for (;;) {
 		struct pollfd pf = { .fd = sock, .events = POLLIN };
 		/* Idle time goes into the stock of network namespaces. */
-		int n = poll(&pf, 1, rt->nnetns < ZY_NETNS_TARGET ? 0 : 1000);
+		int n = poll(&pf, 1, rt->nnetns < ZY_NETNS_TARGET || idmaps_due ? 0 : 1000);
 		if (n == 0 && rt->nnetns < ZY_NETNS_TARGET)
 			sbx_netns_fill(rt, rt->nnetns + 1);
+		/* And the idmaps of the next image sandboxes (a user namespace each). */
+		idmaps_due = false;
+		for (size_t i = 0; n == 0 && i < nprofiles && !idmaps_due; i++)
+			idmaps_due = sbx_idmap_fill(rt, &profiles[i], ZY_IDMAP_AHEAD);
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 		if (n <= 0)
@@ -192,6 +214,7 @@ static void zygote_main(int sock, struct sbx_runtime *rt, const struct sbx_profi
 		struct zy_req req;
 		if (got < (ssize_t)sizeof(req))
 			continue;
+		idmaps_due = true; /* a creation moves the uid slots on; an image adds a profile */
 		memcpy(&req, buf, sizeof(req));
 		if (req.op == ZY_IMAGE) {
 			if (req.profile < nprofiles)
