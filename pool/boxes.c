@@ -70,7 +70,8 @@ static void creating_append(struct pool *p, struct box *b)
 /* Asks the zygote, and watches its socket for room when the request had to wait. */
 static int zygote_request(struct pool *p, uint32_t op, uint32_t profile, uint64_t id, const char *snap)
 {
-	int rc = snap && snap[0] ? zy_request_from(&p->zy, profile, id, snap) : zy_request(&p->zy, op, profile, id);
+	int rc = snap && snap[0] ? zy_request_from(&p->zy, profile, id, snap)
+				 : zy_request(&p->zy, op, profile, id);
 	if (rc == 1 && !p->zy_out) {
 		if (loop_mod(p->loop, p->zy.fd, EPOLLIN | EPOLLOUT) == 0)
 			p->zy_out = true;
@@ -97,7 +98,8 @@ void box_kill(struct pool *p, struct box *b, int cur_status, int rest_status, bo
 		/* Made for one open that never got it. */
 		struct job *j = b->for_open;
 		b->for_open = NULL;
-		proto_job_done(p, j, cur_status == rw_Status_CANCELLED ? rw_Status_CANCELLED : rw_Status_INTERNAL,
+		proto_job_done(p, j,
+			       cur_status == rw_Status_CANCELLED ? rw_Status_CANCELLED : rw_Status_INTERNAL,
 			       infra, why);
 	}
 	if (b->cur) {
@@ -352,10 +354,11 @@ static void on_answer(struct pool *p, const struct zy_resp *r, int fd, int pidfd
 		 * profile's (no back-off). */
 		struct job *j = b->for_open;
 		b->for_open = NULL;
-		proto_job_done(p, j, r->status == -ENOENT ? rw_Status_NOT_FOUND : rw_Status_BAD_REQUEST, false,
-			       r->status == -ENOENT   ? "no such snapshot in the store"
+		proto_job_done(p, j, r->status == -ENOENT ? rw_Status_NOT_FOUND : rw_Status_BAD_REQUEST,
+			       false,
+			       r->status == -ENOENT  ? "no such snapshot in the store"
 			       : r->status == -EXDEV ? "the snapshot was taken on another image"
-						      : "the snapshot is damaged");
+						     : "the snapshot is damaged");
 		box_kill(p, b, rw_Status_INTERNAL, rw_Status_INTERNAL, true, "creation failed");
 		return;
 	}

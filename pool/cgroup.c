@@ -103,7 +103,8 @@ int cg_init(struct cg_sys *s, const char *root, const char *group)
 	/* Freezing is for snapshots only: groups there are made when one is taken. */
 	char fz[PATH_MAX];
 	snprintf(fz, sizeof(fz), "%s/freezer", root);
-	if (is_dir(fz) && (size_t)snprintf(s->freezer, sizeof(s->freezer), "%s/%s", fz, group) < sizeof(s->freezer) &&
+	if (is_dir(fz) &&
+	    (size_t)snprintf(s->freezer, sizeof(s->freezer), "%s/%s", fz, group) < sizeof(s->freezer) &&
 	    mkdir_p(s->freezer) != 0)
 		s->freezer[0] = 0;
 	return 0;
@@ -199,7 +200,6 @@ int cg_freeze(const struct cg_sys *s, const char *name, bool freeze)
 	}
 	return -EAGAIN;
 }
-
 
 int cg_create(const struct cg_sys *s, const char *name, const struct cg_limits *l)
 {
@@ -363,7 +363,8 @@ int cg_reap_stale(const struct cg_sys *s)
 		while ((e = readdir(d)))
 			if (e->d_type == DT_DIR && e->d_name[0] != '.') {
 				char fz[PATH_MAX];
-				if ((size_t)snprintf(fz, sizeof(fz), "%s/%s", s->freezer, e->d_name) < sizeof(fz))
+				if ((size_t)snprintf(fz, sizeof(fz), "%s/%s", s->freezer, e->d_name) <
+				    sizeof(fz))
 					write_file(fz, "freezer.state", "THAWED");
 			}
 		closedir(d);

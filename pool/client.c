@@ -329,7 +329,6 @@ int pc_send_exec(struct pc *c, uint64_t dispatch, uint64_t sandbox, const char *
 	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
 }
 
-
 int pc_send_open(struct pc *c, uint64_t dispatch, const char *profile)
 {
 	struct fb_builder *b = out_builder(c, 4096);

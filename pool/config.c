@@ -25,7 +25,7 @@ static const cyaml_strval_t network_names[] = { { "none", NET_NONE }, { "egress"
 	  "read-only root: system (the host's /usr, /lib*, /etc on an empty root), / or an image dir")       \
 	X(struct pool_profile_cfg, STR, image, NULL, 1, 4096, NULL,                                          \
 	  "an image as the root instead: oci:PATH[:TAG] (an OCI image layout) or an .erofs/.squashfs "       \
-	  "file; each sandbox gets a writable overlay of it (docs/environments.md)")                          \
+	  "file; each sandbox gets a writable overlay of it (docs/environments.md)")                         \
 	X(struct pool_profile_cfg, U32, disk_mb, "1024", 1, 1048576, NULL,                                   \
 	  "image profiles: what a sandbox may write to its root (tmpfs upper layer), MiB")                   \
 	X(struct pool_profile_cfg, STR, user, NULL, 1, 64, NULL,                                             \
@@ -67,39 +67,39 @@ static const cyaml_schema_value_t profile_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pool_profile_cfg, profile_fields),
 };
 
-#define POOL_KEYS(X)                                                                                      \
-	X(struct pool_cfg, STR, identity, "rollout-pool", 1, 128, NULL,                                   \
-	  "name reported in PoolHello and metrics")                                                       \
-	X(struct pool_cfg, STR, listen, "tcp://127.0.0.1:7710", 1, 256, NULL,                             \
-	  "ZeroMQ ROUTER endpoint coordinators connect to (tcp:// or ipc://)")                            \
-	X(struct pool_cfg, STR, metrics, NULL, 1, 256, NULL,                                              \
-	  "HOST:PORT of /metrics and /healthz; absent: none")                                             \
-	X(struct pool_cfg, STR, cgroup, "rollout-pool", 1, 64, NULL, "parent cgroup (v2 unified, or v1)") \
-	X(struct pool_cfg, U32, lease_ms, "10000", 100, 86400000, NULL,                                   \
-	  "lease of a coordinator that names none: silent this long, it loses its sandboxes")             \
-	X(struct pool_cfg, U32, max_inflight, "4096", 1, 1048576, NULL,                                   \
-	  "credits offered to each coordinator")                                                          \
-	X(struct pool_cfg, U32, result_cache_s, "60", 1, 86400, NULL,                                     \
-	  "answers kept to serve a repeated dispatch")                                                    \
-	X(struct pool_cfg, U32, max_message_mb, "64", 1, 1024, NULL,                                      \
-	  "larger ZeroMQ messages disconnect the peer")                                                   \
-	X(struct pool_cfg, U32, create_timeout_ms, "10000", 100, 600000, NULL,                            \
-	  "a sandbox creation not answered by the zygote within this fails (and is retried)")             \
-	X(struct pool_cfg, STR, curve_secret_key, NULL, 40, 40, NULL,                                     \
-	  "CURVE: this pool's secret key (Z85); the file must be readable by its owner only")             \
-	X(struct pool_cfg, SEQ, curve_allowed, NULL, 0, 4096, &cfg_string_schema,                         \
-	  "CURVE: the coordinators' public keys accepted")                                                \
-	X(struct pool_cfg, STR, egress_range, "10.250.0.0/16", 9, 18, NULL,                               \
-	  "private IPv4 range of network: egress sandboxes, a /31 each; disjoint per pool of a host")     \
-	X(struct pool_cfg, STR, state_dir, "/var/lib/rollout-pool", 1, 1024, NULL,                        \
-	  "the pool's own files: the image layer store (layers/), image mounts (mnt/)")                   \
-	X(struct pool_cfg, STR, snapshot_dir, NULL, 1, 1024, NULL,                                        \
-	  "the snapshot store (default STATE_DIR/snapshots); a shared path lets pools open each other's")  \
-	X(struct pool_cfg, U32, snapshot_ttl_s, "86400", 1, UINT32_MAX, NULL,                             \
-	  "a snapshot unused this long is removed")                                                       \
-	X(struct pool_cfg, U32, snapshot_budget_mb, "10240", 1, UINT32_MAX, NULL,                         \
-	  "the store's size at most: over it, the least recently used snapshots go first")               \
-	X(struct pool_cfg, U32, snapshot_max_depth, "8", 1, 64, NULL,                                     \
+#define POOL_KEYS(X)                                                                                        \
+	X(struct pool_cfg, STR, identity, "rollout-pool", 1, 128, NULL,                                     \
+	  "name reported in PoolHello and metrics")                                                         \
+	X(struct pool_cfg, STR, listen, "tcp://127.0.0.1:7710", 1, 256, NULL,                               \
+	  "ZeroMQ ROUTER endpoint coordinators connect to (tcp:// or ipc://)")                              \
+	X(struct pool_cfg, STR, metrics, NULL, 1, 256, NULL,                                                \
+	  "HOST:PORT of /metrics and /healthz; absent: none")                                               \
+	X(struct pool_cfg, STR, cgroup, "rollout-pool", 1, 64, NULL, "parent cgroup (v2 unified, or v1)")   \
+	X(struct pool_cfg, U32, lease_ms, "10000", 100, 86400000, NULL,                                     \
+	  "lease of a coordinator that names none: silent this long, it loses its sandboxes")               \
+	X(struct pool_cfg, U32, max_inflight, "4096", 1, 1048576, NULL,                                     \
+	  "credits offered to each coordinator")                                                            \
+	X(struct pool_cfg, U32, result_cache_s, "60", 1, 86400, NULL,                                       \
+	  "answers kept to serve a repeated dispatch")                                                      \
+	X(struct pool_cfg, U32, max_message_mb, "64", 1, 1024, NULL,                                        \
+	  "larger ZeroMQ messages disconnect the peer")                                                     \
+	X(struct pool_cfg, U32, create_timeout_ms, "10000", 100, 600000, NULL,                              \
+	  "a sandbox creation not answered by the zygote within this fails (and is retried)")               \
+	X(struct pool_cfg, STR, curve_secret_key, NULL, 40, 40, NULL,                                       \
+	  "CURVE: this pool's secret key (Z85); the file must be readable by its owner only")               \
+	X(struct pool_cfg, SEQ, curve_allowed, NULL, 0, 4096, &cfg_string_schema,                           \
+	  "CURVE: the coordinators' public keys accepted")                                                  \
+	X(struct pool_cfg, STR, egress_range, "10.250.0.0/16", 9, 18, NULL,                                 \
+	  "private IPv4 range of network: egress sandboxes, a /31 each; disjoint per pool of a host")       \
+	X(struct pool_cfg, STR, state_dir, "/var/lib/rollout-pool", 1, 1024, NULL,                          \
+	  "the pool's own files: the image layer store (layers/), image mounts (mnt/)")                     \
+	X(struct pool_cfg, STR, snapshot_dir, NULL, 1, 1024, NULL,                                          \
+	  "the snapshot store (default STATE_DIR/snapshots); a shared path lets pools open each other's")   \
+	X(struct pool_cfg, U32, snapshot_ttl_s, "86400", 1, UINT32_MAX, NULL,                               \
+	  "a snapshot unused this long is removed")                                                         \
+	X(struct pool_cfg, U32, snapshot_budget_mb, "10240", 1, UINT32_MAX, NULL,                           \
+	  "the store's size at most: over it, the least recently used snapshots go first")                  \
+	X(struct pool_cfg, U32, snapshot_max_depth, "8", 1, 64, NULL,                                       \
 	  "snapshots of snapshots chain this deep at most; deeper, a snapshot is flattened into one layer") \
 	X(struct pool_cfg, SEQ, profiles, NULL, 1, 64, &profile_schema, "environment profiles (see below)")
 
@@ -166,9 +166,10 @@ static int check_profile(struct pool_profile_cfg *p, unsigned i, const char *pat
 				"profiles[%u] (%s): uid_base must be an unprivileged range", i, p->name);
 	struct stat st;
 	if (p->image && !img_spec_is_image(p->image))
-		return cfg_fail(err, cap, path, "pool.profiles.image", i,
-				"profiles[%u] (%s): image '%s' is not oci:PATH[:TAG] or an .erofs/.squashfs file",
-				i, p->name, p->image);
+		return cfg_fail(
+		    err, cap, path, "pool.profiles.image", i,
+		    "profiles[%u] (%s): image '%s' is not oci:PATH[:TAG] or an .erofs/.squashfs file", i,
+		    p->name, p->image);
 	if (p->image && p->type == SBX_NOOP)
 		return cfg_fail(err, cap, path, "pool.profiles.image", i,
 				"profiles[%u] (%s): a noop profile has no root: drop image", i, p->name);

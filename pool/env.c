@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -172,8 +172,10 @@ static size_t merge_env(const struct img *img, const struct pool_profile_cfg *c,
 	}
 	for (unsigned k = 0; k < c->env_count && n + 1 < cap; k++)
 		out[n++] = c->env[k];
-	static const char *const defaults[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-						"HOME=/root", "LANG=C.UTF-8" };
+	static const char *const defaults[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+		"LANG=C.UTF-8"
+	};
 	for (size_t d = 0; d < 3 && n + 1 < cap; d++) {
 		size_t klen = (size_t)(strchr(defaults[d], '=') - defaults[d]);
 		bool have = false;
@@ -206,9 +208,11 @@ static void image_done(struct pool *p, struct resolve_msg *m)
 		}
 		ps->snapq_head = ps->snapq_tail = NULL;
 		p->capacity_dirty = true;
-		snprintf(ps->img_err, sizeof(ps->img_err), "%s", m->err[0] ? m->err : rollout_strerror(m->rc));
+		snprintf(ps->img_err, sizeof(ps->img_err), "%s",
+			 m->err[0] ? m->err : rollout_strerror(m->rc));
 		RLOG(RLOG_ERROR, "image refused: the profile serves nothing", "profile=\"%s\" why=\"%s\"",
-		     rlog_esc(esc, sizeof(esc), c->name), rlog_esc(ps->img_err, sizeof(ps->img_err), ps->img_err));
+		     rlog_esc(esc, sizeof(esc), c->name),
+		     rlog_esc(ps->img_err, sizeof(ps->img_err), ps->img_err));
 		img_free(&m->img);
 		free(m);
 		return;
@@ -252,8 +256,9 @@ static void image_done(struct pool *p, struct resolve_msg *m)
 		j->next = NULL;
 		int brc = box_create_for(p, profile, j);
 		if (brc)
-			proto_job_done(p, j, brc == -EBUSY ? rw_Status_NO_CAPACITY : rw_Status_INTERNAL, brc != -EBUSY,
-				       brc == -EBUSY ? "profile is at its sandbox limit" : "cannot create a sandbox");
+			proto_job_done(
+			    p, j, brc == -EBUSY ? rw_Status_NO_CAPACITY : rw_Status_INTERNAL, brc != -EBUSY,
+			    brc == -EBUSY ? "profile is at its sandbox limit" : "cannot create a sandbox");
 	}
 	ps->snapq_head = ps->snapq_tail = NULL;
 }
@@ -294,10 +299,12 @@ static void *snap_thread(void *arg)
 		int up = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (up < 0) {
 			rc = -errno;
-			snprintf(m->err, sizeof(m->err), "cannot reach the sandbox's root: %s", strerror(errno));
+			snprintf(m->err, sizeof(m->err), "cannot reach the sandbox's root: %s",
+				 strerror(errno));
 		} else {
 			rc = snap_capture_to(m->dir, m->staging ? m->staging : m->dir, up, &m->own, m->parent,
-					     m->image, m->profile, m->max_depth, &m->meta, m->err, sizeof(m->err));
+					     m->image, m->profile, m->max_depth, &m->meta, m->err,
+					     sizeof(m->err));
 			close(up);
 		}
 	}

@@ -120,7 +120,8 @@ static void tick(void *arg, uint64_t now)
 		pool_metrics_profile(p->m, i, ps->sp.name, ps->sp.type == SBX_NOOP, ps->warm, ps->leased,
 				     taken < ps->sp.max ? ps->sp.max - taken : 0);
 		if (ps->img_state)
-			pool_metrics_image(p->m, i, ps->img_state, __atomic_load_n(&ps->img_done, __ATOMIC_RELAXED),
+			pool_metrics_image(p->m, i, ps->img_state,
+					   __atomic_load_n(&ps->img_done, __ATOMIC_RELAXED),
 					   __atomic_load_n(&ps->img_total, __ATOMIC_RELAXED));
 	}
 	pool_metrics_gauges(p->m, warm, leased, p->inflight, p->npeers);
@@ -433,7 +434,8 @@ void pool_destroy(struct pool *p)
 	/* The waiting opens' jobs hold their peers; nothing answers them any more. */
 	for (size_t i = 0; i < p->nprof && p->prof; i++)
 		for (int q = 0; q < 2; q++)
-			for (struct job *j = q ? p->prof[i].snapq_head : p->prof[i].waiting_head, *n; j; j = n) {
+			for (struct job *j = q ? p->prof[i].snapq_head : p->prof[i].waiting_head, *n; j;
+			     j = n) {
 				n = j->next;
 				free(j->msg);
 				free(j);

@@ -88,8 +88,8 @@ struct box {
 	char checkpoint[SNAP_ID_MAX]; /* its latest checkpoint, or "" */
 	uint64_t checkpoint_rid;      /* the last request the checkpoint holds */
 	uint32_t checkpoint_every, steps;
-	uint64_t snap_seq;  /* the snapshot in progress (matches its worker's answer), or 0 */
-	uint8_t *held;      /* the answer of a step waiting for its checkpoint */
+	uint64_t snap_seq; /* the snapshot in progress (matches its worker's answer), or 0 */
+	uint8_t *held;     /* the answer of a step waiting for its checkpoint */
 	size_t held_len;
 };
 
@@ -106,7 +106,7 @@ struct profile_state {
 	char img_err[512];
 	struct img *img;
 	struct sbx_image simg;
-	uint64_t img_done, img_total; /* bytes of the layers read (atomic) */
+	uint64_t img_done, img_total;        /* bytes of the layers read (atomic) */
 	struct job *snapq_head, *snapq_tail; /* opens from a snapshot waiting for the image */
 };
 

@@ -169,8 +169,9 @@ static void on_open(struct pool *p, struct job *j, const rw_Open_t *o)
 		}
 		int rc = box_create_for(p, idx, j);
 		if (rc)
-			proto_job_done(p, j, rc == -EBUSY ? rw_Status_NO_CAPACITY : rw_Status_INTERNAL, rc != -EBUSY,
-				       rc == -EBUSY ? "profile is at its sandbox limit" : "cannot create a sandbox");
+			proto_job_done(
+			    p, j, rc == -EBUSY ? rw_Status_NO_CAPACITY : rw_Status_INTERNAL, rc != -EBUSY,
+			    rc == -EBUSY ? "profile is at its sandbox limit" : "cannot create a sandbox");
 		return;
 	}
 	if (box_claim(p, idx, j))

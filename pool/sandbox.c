@@ -361,14 +361,13 @@ static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p,
 		rc = -E2BIG;
 	for (unsigned i = 0; i < n && !rc; i++) {
 		/* Top first: the snapshot layers, then the image's from its last layer down. */
-		const char *dir = a->from && i < a->from->nlayers ? a->from->layers[i]
-								   : img->layers[n - 1 - i];
+		const char *dir =
+		    a->from && i < a->from->nlayers ? a->from->layers[i] : img->layers[n - 1 - i];
 		int lfd = (int)syscall(SYS_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY |
 						       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
 					   .userns_fd = (uint64_t)a->idmap };
-		if (lfd < 0 ||
-		    syscall(SYS_mount_setattr, lfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
+		if (lfd < 0 || syscall(SYS_mount_setattr, lfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
 		    (i == 0 && fstat(lfd, &top) < 0) ||
 		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lfd) < 0)
 			rc = -errno;
@@ -383,7 +382,8 @@ static int image_root(const struct sbx_runtime *rt, const struct sbx_profile *p,
 		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
 		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0))
 		rc = -errno;
-	int mfd = rc ? -1 : (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	int mfd =
+	    rc ? -1 : (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (!rc && (mfd < 0 || syscall(SYS_move_mount, mfd, "", AT_FDCWD, root, MOVE_MOUNT_F_EMPTY_PATH) < 0))
 		rc = -errno;
 	if (mfd >= 0)

@@ -28,7 +28,7 @@
 #define SBX_MAX_LAYERS  128 /* image and snapshot layers of one root */
 /* init's descriptor of an image sandbox's upper directory (O_PATH): the pool opens it as
  * /proc/PID/fd/4 to take snapshots. */
-#define SBX_UPPER_FD 4
+#define SBX_UPPER_FD    4
 
 /* The profile root that is no host data: the host's system directories (/usr, /bin, /sbin,
  * /lib*, /etc without its secrets) read-only on an otherwise empty root. */
@@ -59,10 +59,10 @@ struct sbx_profile {
 	const char *env[SBX_MAX_ENV];  /* "NAME=value", NULL-terminated */
 	const struct net_profile *net; /* network: egress (net.h); NULL: loopback only */
 	/* Image profiles (docs/environments.md): a writable overlay root on the image's layers. */
-	const char *image;       /* the spec from the config; NULL: root is used */
-	uint32_t disk_mb;        /* size of the sandbox's upper layer (tmpfs) */
-	const char *user;        /* config override of the image's User */
-	const char *workdir;     /* config override of the image's WorkingDir */
+	const char *image;           /* the spec from the config; NULL: root is used */
+	uint32_t disk_mb;            /* size of the sandbox's upper layer (tmpfs) */
+	const char *user;            /* config override of the image's User */
+	const char *workdir;         /* config override of the image's WorkingDir */
 	const struct sbx_image *img; /* set once the image is resolved; NULL: not ready */
 };
 

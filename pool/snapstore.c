@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OPAQUE_XATTR "trusted.overlay.opaque"
+#define OPAQUE_XATTR   "trusted.overlay.opaque"
 #define MAX_DEPTH_DIRS 256 /* directory nesting a capture follows (bounds descriptors) */
 
 bool snap_id_valid(const char *s)
@@ -148,7 +148,8 @@ static int apply(struct copy *c, int dst, int src, int depth)
 				rc = snap_rmtree(dst, name), have = false;
 			if (!rc && !have && mkdirat(dst, name, 0700) < 0)
 				rc = -errno;
-			int dchild = rc ? -1 : openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int dchild =
+			    rc ? -1 : openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (!rc && dchild < 0)
 				rc = -errno;
 			if (!rc && opaque && fsetxattr(dchild, OPAQUE_XATTR, "y", 1, 0) < 0)
@@ -178,11 +179,14 @@ static int apply(struct copy *c, int dst, int src, int depth)
 				break;
 			}
 			target[n] = 0;
-			if (symlinkat(target, dst, name) < 0 || fchownat(dst, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			if (symlinkat(target, dst, name) < 0 ||
+			    fchownat(dst, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 				rc = -errno;
 		} else if (S_ISREG(st.st_mode)) {
 			int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-			int out = in < 0 ? -1 : openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			int out = in < 0 ? -1
+					 : openat(dst, name,
+						  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 			if (in < 0 || out < 0)
 				rc = -errno;
 			if (!rc)
@@ -214,11 +218,11 @@ static int apply(struct copy *c, int dst, int src, int depth)
 static int write_meta(int dirfd, const struct snap_meta *m)
 {
 	char buf[1024];
-	int n = snprintf(buf, sizeof(buf),
-			 "id %s\nparent %s\nimage %s\nprofile %s\ndepth %u\nbytes %llu\nfiles %llu\ncreated %llu\n",
-			 m->id, m->parent[0] ? m->parent : "-", m->image, m->profile, m->depth,
-			 (unsigned long long)m->bytes, (unsigned long long)m->files,
-			 (unsigned long long)m->created);
+	int n = snprintf(
+	    buf, sizeof(buf),
+	    "id %s\nparent %s\nimage %s\nprofile %s\ndepth %u\nbytes %llu\nfiles %llu\ncreated %llu\n", m->id,
+	    m->parent[0] ? m->parent : "-", m->image, m->profile, m->depth, (unsigned long long)m->bytes,
+	    (unsigned long long)m->files, (unsigned long long)m->created);
 	int fd = openat(dirfd, "meta", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -308,9 +312,11 @@ int snap_publish(const char *dir, const char *staging, const char *id, char *err
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), ".tmp-%s", id);
 	int rc = 0, from = -1, to = -1, fr = -1, tr = -1;
-	if (sfd < 0 || dfd < 0 || (from = openat(sfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	if (sfd < 0 || dfd < 0 ||
+	    (from = openat(sfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 	    mkdirat(dfd, tmp, 0755) < 0 || (to = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    mkdirat(to, "root", 0755) < 0 || (tr = openat(to, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    mkdirat(to, "root", 0755) < 0 ||
+	    (tr = openat(to, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (fr = openat(from, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		rc = -errno;
 	err[0] = 0;
@@ -319,7 +325,8 @@ int snap_publish(const char *dir, const char *staging, const char *id, char *err
 	if (!rc)
 		rc = apply(&c, tr, fr, 0);
 	struct stat st;
-	if (!rc && fstat(fr, &st) == 0 && (fchown(tr, st.st_uid, st.st_gid) < 0 || fchmod(tr, st.st_mode & 07777) < 0))
+	if (!rc && fstat(fr, &st) == 0 &&
+	    (fchown(tr, st.st_uid, st.st_gid) < 0 || fchmod(tr, st.st_mode & 07777) < 0))
 		rc = -errno;
 	if (!rc && is_opaque(fr))
 		fsetxattr(tr, OPAQUE_XATTR, "y", 1, 0);
@@ -395,7 +402,8 @@ int snap_capture_to(const char *dir, const char *staging, int upper_fd, const st
 	snprintf(tmp, sizeof(tmp), ".tmp-%s", out->id);
 	int rc = 0, tfd = -1, rfd = -1;
 	if (mkdirat(dfd, tmp, 0755) < 0 || (tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    mkdirat(tfd, "root", 0755) < 0 || (rfd = openat(tfd, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	    mkdirat(tfd, "root", 0755) < 0 ||
+	    (rfd = openat(tfd, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = -errno;
 		snprintf(err, errsz, "snapshot_dir %s: %s", dir, strerror(errno));
 	}

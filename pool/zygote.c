@@ -142,7 +142,8 @@ static void install_image(struct sbx_profile *p, const char *data, size_t len)
 }
 
 /* Creates a sandbox, from a snapshot when req names one. */
-static int create(struct sbx_runtime *rt, const struct sbx_profile *p, const struct zy_req *req, struct sbx *s)
+static int create(struct sbx_runtime *rt, const struct sbx_profile *p, const struct zy_req *req,
+		  struct sbx *s)
 {
 	if (!req->snap[0])
 		return sbx_create(rt, p, req->id, NULL, s);
@@ -334,13 +335,13 @@ int zy_image(struct zygote *z, uint32_t profile, const struct sbx_image *img, co
 	snprintf(num[0], sizeof(num[0]), "%u", img->uid);
 	snprintf(num[1], sizeof(num[1]), "%u", img->gid);
 	const char *head[4] = { img->id, num[0], num[1], img->cwd ? img->cwd : "/tmp" };
-#define PUT(str)                                        \
-	do {                                            \
-		size_t l_ = strlen(str) + 1;            \
-		if (n + l_ + 1 > sizeof(buf))           \
-			return -E2BIG;                  \
-		memcpy(buf + n, str, l_);               \
-		n += l_;                                \
+#define PUT(str)                              \
+	do {                                  \
+		size_t l_ = strlen(str) + 1;  \
+		if (n + l_ + 1 > sizeof(buf)) \
+			return -E2BIG;        \
+		memcpy(buf + n, str, l_);     \
+		n += l_;                      \
 	} while (0)
 	for (int i = 0; i < 4; i++)
 		PUT(head[i]);

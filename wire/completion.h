@@ -16,11 +16,11 @@ struct rw_completion {
 	uint64_t request_id;
 	uint16_t status; /* rw_Status_* */
 	bool infra_failed;
-	const char *message; /* NULL: none */
-	uint8_t result_type; /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) /
-			      * Snapshotted */
-	uint64_t sandbox;    /* Opened.sandbox */
-	bool partial;        /* streamed output, not the completion (read only) */
+	const char *message;    /* NULL: none */
+	uint8_t result_type;    /* rw_Result_NONE, or Opened / Closed / ExecResult / FileData (empty) /
+				 * Snapshotted */
+	uint64_t sandbox;       /* Opened.sandbox */
+	bool partial;           /* streamed output, not the completion (read only) */
 	const char *checkpoint; /* NULL: none; see Completion.checkpoint */
 	uint64_t checkpoint_request_id;
 	/* Snapshotted (result_type rw_Result_Snapshotted) */

@@ -41,7 +41,8 @@ static int setup(void **state)
 	snprintf(cmd, sizeof(cmd), "%s/scripts/mkimage debian %s >/dev/null", src ? src : ".", images);
 	int rc = system(cmd);
 	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
-		fprintf(stderr, "test_pool_debian: no Debian image (mirror or mmdebstrap missing); skipping\n");
+		fprintf(stderr,
+			"test_pool_debian: no Debian image (mirror or mmdebstrap missing); skipping\n");
 		exit(77);
 	}
 	if (rc != 0)

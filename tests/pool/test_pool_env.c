@@ -154,8 +154,8 @@ static const char *sh(uint64_t box, int want_exit, const char *fmt, ...)
 		fail_msg("exec '%s': status %d (%s)", line, r.status, r.message ? r.message : "");
 	snprintf(out, sizeof(out), "%.*s", (int)r.out_len, (const char *)r.out);
 	if (want_exit >= 0 && r.exit_code != want_exit)
-		fail_msg("exec '%s': exit %d, want %d; stdout: %s; stderr: %.*s", line, r.exit_code, want_exit, out,
-			 (int)r.err_len, (const char *)r.err);
+		fail_msg("exec '%s': exit %d, want %d; stdout: %s; stderr: %.*s", line, r.exit_code,
+			 want_exit, out, (int)r.err_len, (const char *)r.err);
 	return out;
 }
 
@@ -237,7 +237,9 @@ static void test_snapshot_fork(void **state)
 	for (int i = 0; i < 2; i++) {
 		uint64_t f = i ? f2 : f1;
 		sh(f, 0, "test \"$(cat /work/d/f)\" = hello && test \"$(stat -c %%a /work/d/f)\" = 750");
-		sh(f, 0, "test -L /work/link && test \"$(readlink /work/link)\" = d/f && test \"$(cat /work/link)\" = hello");
+		sh(f, 0,
+		   "test -L /work/link && test \"$(readlink /work/link)\" = d/f && test \"$(cat "
+		   "/work/link)\" = hello");
 		sh(f, 0, "test -d /work/empty && test -z \"$(ls -A /work/empty)\" && test -p /work/fifo");
 		sh(f, 0, "test ! -e /etc/rollout-image && test \"$(ls /usr/local/bin)\" = only");
 		sh(f, 0, "test \"$(stat -c %%u /work/d/f)\" = \"$(id -u)\"");
@@ -269,7 +271,8 @@ static void test_chain(void **state)
 	sh(c, 0, "echo 3 > /three && rm /two");
 	char *s3 = snapshot(c, false, NULL);
 	uint64_t d = open_from(s3);
-	sh(d, 0, "test \"$(cat /one)\" = 2 && test ! -e /two && test ! -e /gone && test \"$(cat /three)\" = 3");
+	sh(d, 0,
+	   "test \"$(cat /one)\" = 2 && test ! -e /two && test ! -e /gone && test \"$(cat /three)\" = 3");
 	char path[400], line[128];
 	snprintf(path, sizeof(path), "%s/%s/meta", snapdir, s3);
 	FILE *f = fopen(path, "r");
@@ -445,8 +448,9 @@ static void test_flatten(void **state)
 	fclose(f);
 	assert_true(depth1 && noparent);
 	uint64_t d = open_from(s3);
-	sh(d, 0, "test \"$(cat /one /two /three | tr '\\n' ' ')\" = '1 2 3 ' && test ! -e /gone && "
-		 "test ! -e /etc/rollout-image && test -f /etc/passwd");
+	sh(d, 0,
+	   "test \"$(cat /one /two /three | tr '\\n' ' ')\" = '1 2 3 ' && test ! -e /gone && "
+	   "test ! -e /etc/rollout-image && test -f /etc/passwd");
 	close_box(a);
 	close_box(b);
 	close_box(c);
@@ -473,7 +477,8 @@ static void test_killed_mid_snapshot_and_resume(void **state)
 	snprintf(ckpt, sizeof(ckpt), "%s", r.checkpoint);
 	int before = count_snapshots();
 	/* A snapshot big enough to be caught in the act: 24 MiB of small files. */
-	sh(b, 0, "mkdir /many && cd /many && for i in $(seq 1 1500); do head -c 16384 /dev/urandom > f$i; done");
+	sh(b, 0,
+	   "mkdir /many && cd /many && for i in $(seq 1 1500); do head -c 16384 /dev/urandom > f$i; done");
 	before = count_snapshots();
 	uint64_t d = 777000;
 	struct pc_result dummy;
@@ -544,7 +549,9 @@ static void test_fs_images(void **state)
 	const char *names[] = { "ero", "sq" };
 	for (int i = 0; i < 2; i++) {
 		uint64_t b = open_profile(names[i]);
-		sh(b, 0, "test -f /etc/rollout-image && test ! -e /etc/motd && echo w > /usr/local/w && cat /usr/local/w");
+		sh(b, 0,
+		   "test -f /etc/rollout-image && test ! -e /etc/motd && echo w > /usr/local/w && cat "
+		   "/usr/local/w");
 		close_box(b);
 	}
 	FILE *mi = fopen("/proc/self/mountinfo", "r");
