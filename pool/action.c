@@ -111,23 +111,23 @@ void act_dispatch_next(struct pool *p, struct box *b)
 	}
 }
 
-/* Re-encodes an exec completion with MEMORY_LIMIT (the cgroup says the memory limit killed
- * a process of the sandbox during this action). Returns the new size in the pool's
- * builder, or 0. */
-static size_t as_memory_limit(struct pool *p, const uint8_t *msg)
+size_t act_rebuild(struct pool *p, const uint8_t *msg, int status, const char *message,
+		   const char *checkpoint, uint64_t checkpoint_rid)
 {
 	const rw_Message_t *m = rw_Message_root(msg);
 	const rw_Completion_t *c = rw_Message_body_as_Completion(m);
 	const rw_ExecResult_t *er = rw_Completion_result_as_ExecResult(c);
 	const uint8_t *so = NULL, *se = NULL;
 	size_t nso = er ? rw_ExecResult_stdout(er, &so) : 0, nse = er ? rw_ExecResult_stderr(er, &se) : 0;
-	struct fb_builder *b = pool__builder(p, 4096 + nso + nse);
+	if (!message)
+		message = rw_Completion_message(c);
+	struct fb_builder *b = pool__builder(p, 4096 + nso + nse + (message ? strlen(message) : 0));
 	if (!b)
 		return 0;
-	fb_ref_t vso = fb_create_vec_u8(b, so, nso), vse = fb_create_vec_u8(b, se, nse);
-	fb_ref_t text = fb_create_string(b, "killed at the sandbox memory limit");
-	rw_ExecResult_start(b);
+	fb_ref_t r = 0;
 	if (er) {
+		fb_ref_t vso = fb_create_vec_u8(b, so, nso), vse = fb_create_vec_u8(b, se, nse);
+		rw_ExecResult_start(b);
 		rw_ExecResult_add_exit_code(b, rw_ExecResult_exit_code(er));
 		rw_ExecResult_add_signal(b, rw_ExecResult_signal(er));
 		rw_ExecResult_add_stdout_truncated(b, rw_ExecResult_stdout_truncated(er));
@@ -135,15 +135,24 @@ static size_t as_memory_limit(struct pool *p, const uint8_t *msg)
 		rw_ExecResult_add_wall_us(b, rw_ExecResult_wall_us(er));
 		rw_ExecResult_add_cpu_us(b, rw_ExecResult_cpu_us(er));
 		rw_ExecResult_add_peak_memory_kib(b, rw_ExecResult_peak_memory_kib(er));
+		rw_ExecResult_add_stdout(b, vso);
+		rw_ExecResult_add_stderr(b, vse);
+		r = rw_ExecResult_end(b);
 	}
-	rw_ExecResult_add_stdout(b, vso);
-	rw_ExecResult_add_stderr(b, vse);
-	fb_ref_t r = rw_ExecResult_end(b);
+	fb_ref_t text = message ? fb_create_string(b, message) : 0;
+	fb_ref_t ck = checkpoint ? fb_create_string(b, checkpoint) : 0;
 	rw_Completion_start(b);
 	rw_Completion_add_request_id(b, rw_Completion_request_id(c));
-	rw_Completion_add_status(b, rw_Status_MEMORY_LIMIT);
-	rw_Completion_add_message(b, text);
-	rw_Completion_add_result(b, rw_Result_ExecResult, r);
+	rw_Completion_add_status(b, status >= 0 ? (uint16_t)status : rw_Completion_status(c));
+	rw_Completion_add_infra_failed(b, rw_Completion_infra_failed(c));
+	if (text)
+		rw_Completion_add_message(b, text);
+	if (r)
+		rw_Completion_add_result(b, rw_Result_ExecResult, r);
+	if (ck) {
+		rw_Completion_add_checkpoint(b, ck);
+		rw_Completion_add_checkpoint_request_id(b, checkpoint_rid);
+	}
 	fb_ref_t cc = rw_Completion_end(b);
 	rw_Message_start(b);
 	rw_Message_add_dispatch_id(b, rw_Message_dispatch_id(m));
@@ -189,7 +198,9 @@ static int on_frame(void *arg, const uint8_t *msg, size_t len)
 		uint64_t oom = cg_oom_kills(&p->rt.cg, b->s.cgname);
 		if (oom > b->oom_seen) {
 			b->oom_seen = oom;
-			size_t n = as_memory_limit(p, msg);
+			/* The cgroup says the memory limit killed a process during this exec. */
+			size_t n = act_rebuild(p, msg, rw_Status_MEMORY_LIMIT,
+					       "killed at the sandbox memory limit", NULL, 0);
 			if (n) {
 				msg = p->build;
 				len = n;

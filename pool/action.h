@@ -14,6 +14,11 @@ void act_enqueue(struct pool *p, struct box *b, struct job *j);
 void act_signal(struct pool *p, struct box *b, struct job *j, const uint8_t *raw, size_t len);
 /* Starts queued actions while b is idle. */
 void act_dispatch_next(struct pool *p, struct box *b);
+/* Init's completion msg again, with status (negative: the same), message (NULL: the same)
+ * and, when checkpoint is set, the checkpoint fields; an ExecResult is carried over whole.
+ * Its size in the pool's builder, or 0. */
+size_t act_rebuild(struct pool *p, const uint8_t *msg, int status, const char *message,
+		   const char *checkpoint, uint64_t checkpoint_rid);
 /* Loop callback of a sandbox socket (arg: the box). */
 void act_on_io(void *arg, uint32_t events);
 

@@ -252,30 +252,30 @@ static int send_request(struct pc *c, struct fb_builder *b, uint64_t dispatch, i
 	return send_msg(c, b, dispatch, rw_Body_Request, rw_Request_end(b));
 }
 
-int pc_open_ex(struct pc *c, const char *profile, const char *snapshot, uint32_t checkpoint_every,
-	       struct pc_result *r, int timeout_ms)
+static fb_ref_t build_open(struct fb_builder *b, const char *profile, const char *snapshot, uint32_t every)
 {
-	struct fb_builder *b = out_builder(c, 4096);
 	fb_ref_t name = fb_create_string(b, profile);
 	fb_ref_t snap = snapshot ? fb_create_string(b, snapshot) : 0;
 	rw_Open_start(b);
 	rw_Open_add_profile(b, name);
 	if (snap)
 		rw_Open_add_snapshot(b, snap);
-	rw_Open_add_checkpoint_every(b, checkpoint_every);
-	return request(c, b, rw_Action_Open, rw_Open_end(b), r, timeout_ms);
+	rw_Open_add_checkpoint_every(b, every);
+	return rw_Open_end(b);
+}
+
+int pc_open_ex(struct pc *c, const char *profile, const char *snapshot, uint32_t checkpoint_every,
+	       struct pc_result *r, int timeout_ms)
+{
+	struct fb_builder *b = out_builder(c, 4096);
+	return request(c, b, rw_Action_Open, build_open(b, profile, snapshot, checkpoint_every), r,
+		       timeout_ms);
 }
 
 int pc_send_open_ex(struct pc *c, uint64_t dispatch, const char *profile, const char *snapshot)
 {
 	struct fb_builder *b = out_builder(c, 4096);
-	fb_ref_t name = fb_create_string(b, profile);
-	fb_ref_t snap = snapshot ? fb_create_string(b, snapshot) : 0;
-	rw_Open_start(b);
-	rw_Open_add_profile(b, name);
-	if (snap)
-		rw_Open_add_snapshot(b, snap);
-	return send_request(c, b, dispatch, rw_Action_Open, rw_Open_end(b));
+	return send_request(c, b, dispatch, rw_Action_Open, build_open(b, profile, snapshot, 0));
 }
 
 int pc_snapshot(struct pc *c, uint64_t sandbox, bool checkpoint, struct pc_result *r, int timeout_ms)

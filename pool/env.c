@@ -396,54 +396,6 @@ bool env_checkpoint_due(struct pool *p, struct box *b, struct job *j, const uint
 	return true;
 }
 
-/* A step's held answer again, with the checkpoint's fields: every field of the original
- * Completion and its result carried over. Its size in the pool's builder, or 0. */
-static size_t with_checkpoint(struct pool *p, const uint8_t *msg, const char *ckpt, uint64_t rid)
-{
-	const rw_Message_t *mm = rw_Message_root(msg);
-	const rw_Completion_t *c = rw_Message_body_as_Completion(mm);
-	const rw_ExecResult_t *er = rw_Completion_result_as_ExecResult(c);
-	const uint8_t *so = NULL, *se = NULL;
-	size_t nso = er ? rw_ExecResult_stdout(er, &so) : 0, nse = er ? rw_ExecResult_stderr(er, &se) : 0;
-	const char *text = rw_Completion_message(c);
-	struct fb_builder *b = pool__builder(p, 4096 + nso + nse + (text ? strlen(text) : 0));
-	if (!b)
-		return 0;
-	fb_ref_t r = 0;
-	if (er) {
-		fb_ref_t vso = fb_create_vec_u8(b, so, nso), vse = fb_create_vec_u8(b, se, nse);
-		rw_ExecResult_start(b);
-		rw_ExecResult_add_exit_code(b, rw_ExecResult_exit_code(er));
-		rw_ExecResult_add_signal(b, rw_ExecResult_signal(er));
-		rw_ExecResult_add_stdout_truncated(b, rw_ExecResult_stdout_truncated(er));
-		rw_ExecResult_add_stderr_truncated(b, rw_ExecResult_stderr_truncated(er));
-		rw_ExecResult_add_wall_us(b, rw_ExecResult_wall_us(er));
-		rw_ExecResult_add_cpu_us(b, rw_ExecResult_cpu_us(er));
-		rw_ExecResult_add_peak_memory_kib(b, rw_ExecResult_peak_memory_kib(er));
-		rw_ExecResult_add_stdout(b, vso);
-		rw_ExecResult_add_stderr(b, vse);
-		r = rw_ExecResult_end(b);
-	}
-	fb_ref_t vtext = text ? fb_create_string(b, text) : 0;
-	fb_ref_t vck = fb_create_string(b, ckpt);
-	rw_Completion_start(b);
-	rw_Completion_add_request_id(b, rw_Completion_request_id(c));
-	rw_Completion_add_status(b, rw_Completion_status(c));
-	rw_Completion_add_infra_failed(b, rw_Completion_infra_failed(c));
-	if (vtext)
-		rw_Completion_add_message(b, vtext);
-	if (r)
-		rw_Completion_add_result(b, rw_Result_ExecResult, r);
-	rw_Completion_add_checkpoint(b, vck);
-	rw_Completion_add_checkpoint_request_id(b, rid);
-	fb_ref_t cc = rw_Completion_end(b);
-	rw_Message_start(b);
-	rw_Message_add_dispatch_id(b, rw_Message_dispatch_id(mm));
-	rw_Message_add_body(b, rw_Body_Completion, cc);
-	ssize_t n = rw_Message_finish(b, rw_Message_end(b));
-	return n < 0 ? 0 : (size_t)n;
-}
-
 static void snap_done(struct pool *p, struct snap_msg *m)
 {
 	struct env *e = p->env;
@@ -472,7 +424,7 @@ static void snap_done(struct pool *p, struct snap_msg *m)
 	if (b->held) {
 		/* A step's checkpoint: the step's own answer, with the checkpoint when it was
 		 * taken (a failed checkpoint does not fail the step: the last good one stands). */
-		size_t n = m->rc == 0 ? with_checkpoint(p, b->held, m->meta.id, j->request_id) : 0;
+		size_t n = m->rc == 0 ? act_rebuild(p, b->held, -1, NULL, m->meta.id, j->request_id) : 0;
 		if (n)
 			peer_answer(p, j->peer, j->dispatch, p->build, n);
 		else
@@ -493,20 +445,11 @@ static void snap_done(struct pool *p, struct snap_msg *m)
 					   .frozen_us = m->frozen_us,
 					   .checkpoint = j->checkpoint ? m->meta.id : NULL,
 					   .checkpoint_request_id = j->request_id };
-		struct fb_builder *fb = pool__builder(p, 1024);
-		ssize_t n = fb ? rw_completion_build(fb, &c) : -ENOMEM;
-		if (n > 0) {
-			pool_metrics_completion(p->m, rw_Status_OK);
-			peer_answer(p, j->peer, j->dispatch, p->build, (size_t)n);
-			proto_job_free(p, j);
-		} else {
-			proto_job_done(p, j, rw_Status_INTERNAL, true, "cannot encode the answer");
-		}
+		proto_send(p, j->peer, &c);
+		proto_job_free(p, j);
 	}
 	free(m);
-	uint64_t id = b->s.id;
 	act_dispatch_next(p, b);
-	(void)id;
 }
 
 /* ---- the collector ---- */

@@ -279,8 +279,9 @@ char *pool_metrics_render(struct pool_metrics *m, size_t *len)
 		    (unsigned long long)PROM_GET(m->snapshots_failed));
 	scalar(&o, "rollout_pool_snapshot_captured_bytes_total", "counter", "Bytes captured by snapshots.",
 	       PROM_GET(m->snapshot_bytes));
-	scalar(&o, "rollout_pool_snapshot_frozen_max_microseconds", "gauge",
-	       "The longest a sandbox stayed frozen for a snapshot.", PROM_GET(m->frozen_us_max));
+	prom_head(&o, "rollout_pool_snapshot_frozen_max_seconds", "gauge",
+		  "The longest a sandbox stayed frozen for a snapshot.");
+	prom_printf(&o, "rollout_pool_snapshot_frozen_max_seconds %.6f\n", (double)PROM_GET(m->frozen_us_max) / 1e6);
 	scalar(&o, "rollout_pool_snapshot_store_snapshots", "gauge", "Snapshots in the store.",
 	       PROM_GET(m->store_count));
 	scalar(&o, "rollout_pool_snapshot_store_bytes", "gauge", "Bytes of the snapshots in the store.",

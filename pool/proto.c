@@ -14,6 +14,22 @@
 #include "rollout_version.h"
 #include "util.h"
 
+void proto_send(struct pool *p, struct peer *peer, const struct rw_completion *c)
+{
+	size_t extra = (c->message ? strlen(c->message) : 0) + (c->checkpoint ? strlen(c->checkpoint) : 0) +
+		       (c->snapshot ? strlen(c->snapshot) : 0);
+	struct fb_builder *b = pool__builder(p, 1024 + extra);
+	ssize_t n = b ? rw_completion_build(b, c) : -ENOMEM;
+	if (n < 0) {
+		/* Cannot happen with the sizes above; if it does the coordinator's pool timeout
+		 * completes the request. */
+		pool_metrics_answer_dropped(p->m);
+		return;
+	}
+	pool_metrics_completion(p->m, c->status);
+	peer_answer(p, peer, c->dispatch_id, p->build, (size_t)n);
+}
+
 void proto_complete(struct pool *p, struct peer *peer, uint64_t dispatch, uint64_t request_id, int status,
 		    bool infra, const char *message, int result_type, uint64_t sandbox)
 {
@@ -24,16 +40,7 @@ void proto_complete(struct pool *p, struct peer *peer, uint64_t dispatch, uint64
 				   .message = message,
 				   .result_type = (uint8_t)result_type,
 				   .sandbox = sandbox };
-	struct fb_builder *b = pool__builder(p, 1024 + (message ? strlen(message) : 0));
-	ssize_t n = b ? rw_completion_build(b, &c) : -ENOMEM;
-	if (n < 0) {
-		/* Cannot happen with the sizes above; if it does the coordinator's pool timeout
-		 * completes the request. */
-		pool_metrics_answer_dropped(p->m);
-		return;
-	}
-	pool_metrics_completion(p->m, status);
-	peer_answer(p, peer, dispatch, p->build, (size_t)n);
+	proto_send(p, peer, &c);
 }
 
 void proto_job_free(struct pool *p, struct job *j)
@@ -56,15 +63,8 @@ void proto_job_done_checkpoint(struct pool *p, struct job *j, int status, bool i
 				   .message = message,
 				   .checkpoint = checkpoint,
 				   .checkpoint_request_id = checkpoint_rid };
-	struct fb_builder *b = pool__builder(p, 1024 + (message ? strlen(message) : 0));
-	ssize_t n = b ? rw_completion_build(b, &c) : -ENOMEM;
-	if (n > 0) {
-		pool_metrics_completion(p->m, status);
-		peer_answer(p, j->peer, j->dispatch, p->build, (size_t)n);
-		proto_job_free(p, j);
-	} else {
-		proto_job_done(p, j, status, infra, message);
-	}
+	proto_send(p, j->peer, &c);
+	proto_job_free(p, j);
 }
 
 void proto_job_done(struct pool *p, struct job *j, int status, bool infra, const char *message)

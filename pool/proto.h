@@ -12,6 +12,9 @@ void proto_on_message(struct pool *p, const void *rid, size_t rid_len, const uin
 /* The same for a malloc'ed buf the pool may keep (a request's bytes go to its sandbox
  * without another copy): *buf is set to NULL when it was taken; the caller frees it else. */
 void proto_take_message(struct pool *p, const void *rid, size_t rid_len, uint8_t **buf, size_t len);
+/* Builds and delivers a Completion (c->dispatch_id names the dispatch; counted by status). */
+struct rw_completion;
+void proto_send(struct pool *p, struct peer *peer, const struct rw_completion *c);
 /* Builds and delivers a Completion for a dispatch (counted by status). */
 void proto_complete(struct pool *p, struct peer *peer, uint64_t dispatch, uint64_t request_id, int status,
 		    bool infra, const char *message, int result_type, uint64_t sandbox);
