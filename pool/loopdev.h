@@ -1,4 +1,4 @@
-/* Loop devices for rollout-pool's filesystem images (image.c): attach a file read-only to a
+/* Loop devices for rollout-pool's filesystem images (fsimage.c): attach a file read-only to a
  * free loop device and mount it read-only, nosuid, nodev. */
 #ifndef ROLLOUT_POOL_LOOPDEV_H
 #define ROLLOUT_POOL_LOOPDEV_H
