@@ -281,7 +281,8 @@ char *pool_metrics_render(struct pool_metrics *m, size_t *len)
 	       PROM_GET(m->snapshot_bytes));
 	prom_head(&o, "rollout_pool_snapshot_frozen_max_seconds", "gauge",
 		  "The longest a sandbox stayed frozen for a snapshot.");
-	prom_printf(&o, "rollout_pool_snapshot_frozen_max_seconds %.6f\n", (double)PROM_GET(m->frozen_us_max) / 1e6);
+	prom_printf(&o, "rollout_pool_snapshot_frozen_max_seconds %.6f\n",
+		    (double)PROM_GET(m->frozen_us_max) / 1e6);
 	scalar(&o, "rollout_pool_snapshot_store_snapshots", "gauge", "Snapshots in the store.",
 	       PROM_GET(m->store_count));
 	scalar(&o, "rollout_pool_snapshot_store_bytes", "gauge", "Bytes of the snapshots in the store.",
