@@ -410,7 +410,11 @@ static void snap_done(struct pool *p, struct snap_msg *m)
 	struct job *j = m->job;
 	b->cur = NULL;
 	b->snap_seq = 0;
-	e->gc_at = 0; /* the store grew: the collector looks at it now */
+	/* The store grew: the collector looks at it within a second (not at every snapshot: a
+	 * pass reads every snapshot's meta). */
+	uint64_t soon = rollout__now_ns() + ROLLOUT_MS(1000);
+	if (e->gc_at > soon)
+		e->gc_at = soon;
 	p->inflight--;
 	pool_metrics_snapshot(p->m, m->rc == 0, m->total_ns, m->frozen_us, m->meta.bytes);
 	char esc[300];
