@@ -371,6 +371,10 @@ void net_sys_destroy(struct net_sys *n)
 		for (size_t i = 0; i < n->nprof; i++)
 			if (n->prof[i].hosts[0])
 				unlink(n->prof[i].hosts);
+		/* The sandboxes are gone (the zygote went first), but their veths go with their
+		 * namespaces only when the kernel gets to it: a stopped pool leaves none. */
+		if (n->rtnl >= 0)
+			rtnl_delete_links(n->rtnl, &n->seq, n->ifprefix);
 		close(n->lock_fd);
 	}
 	for (size_t i = 0; i < n->nprof; i++)
