@@ -36,6 +36,8 @@ import netns  # noqa: E402
 
 HEARTBEAT_MS, POOL_TIMEOUT_MS, LEASE_MS = 100, 2000, 3000
 POOLS = 4
+# A step that names its pool (uname -n), then takes 50 ms.
+SLOW_STEP = "uname -n; sleep 0.05"
 TRAJ, STEPS = 24, 8
 ZMQ_PORT, POOL_METRICS, RD_METRICS = 7710, 9311, 9310
 DNS_NAME = "pools.cluster.test"
@@ -171,7 +173,7 @@ class Test:
                 raise RuntimeError("gpu%d: pool links not up after 20 s" % g)
         self.log("cluster up: %s" % ", ".join("%s=%s" % (h, self.cl.addr(h)) for h in self.cl.hosts))
 
-    def start_drivers(self, seconds=300, profile="default", traj=TRAJ):
+    def start_drivers(self, seconds=300, profile="default", traj=TRAJ, cmd=None):
         exe = os.path.join(self.build, "tests/cluster/cluster_driver")
         for g in range(2):
             h = "gpu%d" % g
@@ -179,7 +181,7 @@ class Test:
                 h, [exe, "--socket", "%s/%s.sock" % (self.dir, h), "--log", "%s/%s.events" % (self.dir, h),
                     "--name", h, "--seconds", str(seconds), "--traj", str(traj), "--steps", str(STEPS),
                     "--profile", profile,
-                    "--drain-s", "8"], os.path.join(self.dir, h + ".driver"))
+                    "--drain-s", "8"] + (["--cmd", cmd] if cmd else []), os.path.join(self.dir, h + ".driver"))
 
     def stop_drivers(self):
         for p in self.drivers.values():
@@ -308,7 +310,9 @@ class Test:
     def run_cut(self, short):
         victim = 1
         self.up(wire=victim)
-        self.start_drivers()
+        # Steps that last 50 ms (the first line still names the pool): some are in
+        # flight on the victim whenever the fault hits, however fast a plain step is.
+        self.start_drivers(cmd=SLOW_STEP)
         time.sleep(3)
         before = self.pool_metrics(victim)
         t_cut = time.monotonic()
@@ -393,7 +397,9 @@ class Test:
     def run_asymmetric(self):
         victim = 2
         self.up(wire=victim)
-        self.start_drivers()
+        # Steps that last 50 ms (the first line still names the pool): some are in
+        # flight on the victim whenever the fault hits, however fast a plain step is.
+        self.start_drivers(cmd=SLOW_STEP)
         time.sleep(3)
         before = self.pool_metrics(victim)
         t_cut = time.monotonic()
@@ -484,7 +490,9 @@ class Test:
         # a loaded machine.
         self.pool_timeout_ms, self.lease_ms = 6000, 8000
         self.up()
-        self.start_drivers()
+        # Steps that last 50 ms (the first line still names the pool): some are in
+        # flight on the victim whenever the fault hits, however fast a plain step is.
+        self.start_drivers(cmd=SLOW_STEP)
         time.sleep(3)
         t_cut = time.monotonic()
         self.cl.stop(self.pool_proc[victim], signal.SIGKILL)
