@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "../common/test_port.h"
 #include "completion.h"
 #include "rollout/rollout.h"
 #include "rollout_wire.h"
@@ -163,17 +164,7 @@ static int setup(void **state)
 	}
 	assert_true(pool_port > 0);
 	/* A port nobody listens on now (another test's pool may hold pool_port + 1). */
-	metrics_port = 0;
-	for (int port = pool_port + 1; port < pool_port + 200 && !metrics_port; port++) {
-		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)port),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		if (t >= 0 && bind(t, (struct sockaddr *)&a, sizeof(a)) == 0)
-			metrics_port = port;
-		if (t >= 0)
-			close(t);
-	}
+	metrics_port = test_free_port((unsigned)getpid() + 7);
 	assert_true(metrics_port > 0);
 	FILE *f = fopen(cfg_path, "w");
 	fprintf(

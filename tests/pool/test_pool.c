@@ -32,6 +32,7 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "../common/test_port.h"
 #include "client.h"
 #include "rollout_wire.h"
 
@@ -143,7 +144,7 @@ static int setup(void **state)
 	const char *bin = getenv("ROLLOUT_BINARY_DIR");
 	snprintf(pool_bin, sizeof(pool_bin), "%s/pool/rollout-pool", bin ? bin : ".");
 	snprintf(config, sizeof(config), "/tmp/rollout-test-pool-%d.yaml", (int)getpid());
-	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", test_free_port((unsigned)getpid()));
 	snprintf(group, sizeof(group), "rollout-test-%d", (int)getpid());
 	uid_base = 700000 + (unsigned)(getpid() % 1000) * 1000;
 	write_config(config, endpoint, group);
@@ -1214,7 +1215,7 @@ static void test_pool_kill9(void **state)
 	(void)state;
 	char cfg2[256], ep2[64], grp2[64];
 	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-pool2-%d.yaml", (int)getpid());
-	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", 40000 + (int)(getpid() % 20000));
+	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", test_free_port((unsigned)getpid() + 1));
 	snprintf(grp2, sizeof(grp2), "rollout-test2-%d", (int)getpid());
 	write_config(cfg2, ep2, grp2);
 	pid_t p2 = pc_spawn_pool(pool_bin, cfg2, ep2, 10000);
@@ -1274,7 +1275,7 @@ static void test_curve(void **state)
 	assert_int_equal(zmq_curve_keypair(opub, osec), 0);
 	char cfg2[256], ep2[64], grp2[64];
 	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-curve-%d.yaml", (int)getpid());
-	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", 45000 + (int)(getpid() % 15000));
+	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", test_free_port((unsigned)getpid() + 2));
 	snprintf(grp2, sizeof(grp2), "rollout-test3-%d", (int)getpid());
 	FILE *f = fopen(cfg2, "w");
 	assert_non_null(f);
@@ -1339,7 +1340,7 @@ static void test_unprivileged_pool(void **state)
 	fclose(f);
 	char cfg2[256], ep2[64];
 	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-userns-%d.yaml", (int)getpid());
-	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", 46000 + (int)(getpid() % 14000));
+	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", test_free_port((unsigned)getpid() + 3));
 	f = fopen(cfg2, "w");
 	assert_non_null(f);
 	fprintf(f, "pool:\n  listen: %s\n  profiles: [{name: default, warm: 1, max: 4}]\n", ep2);
@@ -1381,7 +1382,7 @@ static void test_metrics(void **state)
 {
 	(void)state;
 	char cfg2[256], ep2[64], grp2[64], cmd[1024];
-	int port = 50000 + (int)(getpid() % 10000);
+	int port = test_free_port((unsigned)getpid() + 6);
 	snprintf(cfg2, sizeof(cfg2), "/tmp/rollout-test-metrics-%d.yaml", (int)getpid());
 	snprintf(ep2, sizeof(ep2), "tcp://127.0.0.1:%d", port);
 	snprintf(grp2, sizeof(grp2), "rollout-test4-%d", (int)getpid());

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "../common/test_port.h"
 #include "client.h"
 #include "rollout_wire.h"
 
@@ -50,7 +51,7 @@ static int setup(void **state)
 	snprintf(dir, sizeof(dir), "/tmp/rollout-test-debian-%d", (int)getpid());
 	mkdir(dir, 0700);
 	snprintf(config, sizeof(config), "%s/pool.yaml", dir);
-	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", 40000 + (int)(getpid() % 20000));
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", test_free_port((unsigned)getpid() + 5));
 	FILE *f = fopen(config, "w");
 	if (!f)
 		return -1;

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "../common/test_port.h"
 #include "client.h"
 #include "rollout_wire.h"
 
@@ -115,7 +116,7 @@ static int setup(void **state)
 	snprintf(image, sizeof(image), "/tmp/rollout-test-images/busybox");
 	snprintf(config, sizeof(config), "%s/pool.yaml", dir);
 	snprintf(snapdir, sizeof(snapdir), "%s/snapshots", dir);
-	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", test_free_port((unsigned)getpid() + 4));
 	snprintf(group, sizeof(group), "rollout-test-env-%d", (int)getpid());
 	uid_base = 900000 + (unsigned)(getpid() % 1000) * 4000;
 	return start_pool(1024, 8);
