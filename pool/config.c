@@ -303,8 +303,6 @@ void pool_profile_to_sbx(const struct pool_profile_cfg *c, struct sbx_profile *p
 	p->hostname = c->hostname;
 	p->image = c->image;
 	p->disk_mb = c->disk_mb;
-	p->user = c->user;
-	p->workdir = c->workdir;
 	p->warm = c->warm;
 	p->max = c->max;
 	p->workdir_mb = c->workdir_mb;

@@ -302,9 +302,9 @@ static void *snap_thread(void *arg)
 			snprintf(m->err, sizeof(m->err), "cannot reach the sandbox's root: %s",
 				 strerror(errno));
 		} else {
-			rc = snap_capture_to(m->dir, m->staging ? m->staging : m->dir, up, &m->own, m->parent,
-					     m->image, m->profile, m->max_depth, &m->meta, m->err,
-					     sizeof(m->err));
+			rc = snap_capture(m->dir, m->staging ? m->staging : m->dir, up, &m->own, m->parent,
+					  m->image, m->profile, m->max_depth, &m->meta, m->err,
+					  sizeof(m->err));
 			close(up);
 		}
 	}

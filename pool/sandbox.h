@@ -61,8 +61,6 @@ struct sbx_profile {
 	/* Image profiles (docs/environments.md): a writable overlay root on the image's layers. */
 	const char *image;           /* the spec from the config; NULL: root is used */
 	uint32_t disk_mb;            /* size of the sandbox's upper layer (tmpfs) */
-	const char *user;            /* config override of the image's User */
-	const char *workdir;         /* config override of the image's WorkingDir */
 	const struct sbx_image *img; /* set once the image is resolved; NULL: not ready */
 };
 

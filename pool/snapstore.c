@@ -298,13 +298,6 @@ int snap_chain(const char *dir, const char *id, char (*layers)[PATH_MAX], unsign
 	return *n ? 0 : -EINVAL;
 }
 
-int snap_capture(const char *dir, int upper_fd, const struct snap_owner *own, const char *parent,
-		 const char *image, const char *profile, uint32_t max_depth, struct snap_meta *out, char *err,
-		 size_t errsz)
-{
-	return snap_capture_to(dir, dir, upper_fd, own, parent, image, profile, max_depth, out, err, errsz);
-}
-
 int snap_publish(const char *dir, const char *staging, const char *id, char *err, size_t errsz)
 {
 	int sfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -358,9 +351,9 @@ int snap_publish(const char *dir, const char *staging, const char *id, char *err
 	return rc;
 }
 
-int snap_capture_to(const char *dir, const char *staging, int upper_fd, const struct snap_owner *own,
-		    const char *parent, const char *image, const char *profile, uint32_t max_depth,
-		    struct snap_meta *out, char *err, size_t errsz)
+int snap_capture(const char *dir, const char *staging, int upper_fd, const struct snap_owner *own,
+		 const char *parent, const char *image, const char *profile, uint32_t max_depth,
+		 struct snap_meta *out, char *err, size_t errsz)
 {
 	memset(out, 0, sizeof(*out));
 	err[0] = 0;
@@ -523,8 +516,14 @@ int snap_gc(const char *dir, uint64_t ttl_s, uint64_t budget_bytes, bool (*in_us
 			continue;
 		}
 		struct snap_meta m;
-		if (!snap_id_valid(e->d_name) || snap_read_meta(dir, e->d_name, &m))
+		if (!snap_id_valid(e->d_name))
 			continue;
+		if (snap_read_meta(dir, e->d_name, &m)) {
+			/* Damaged (no readable meta): nothing can open it; gone once an hour old. */
+			if (now - (int64_t)s.st_mtime > 3600)
+				snap_rmtree(dfd, e->d_name);
+			continue;
+		}
 		if (n == cap) {
 			struct entry *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
 			if (!nv)

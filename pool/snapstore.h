@@ -32,17 +32,14 @@ struct snap_owner {
 	uint32_t uid, gid; /* the image user's */
 };
 
-/* Captures the layer under upper_fd (a directory) as a new snapshot. With parent set and
- * depth at max_depth, the parent chain is merged into it (flattened: depth 1 on the image).
- * Fills out (id, bytes, files). 0 or -errno with a message in err. */
-int snap_capture(const char *dir, int upper_fd, const struct snap_owner *own, const char *parent,
-		 const char *image, const char *profile, uint32_t max_depth, struct snap_meta *out, char *err,
-		 size_t errsz);
-/* The same, written to staging (a fast file system: the sandbox is frozen meanwhile) while
- * parents are read from dir; snap_publish then moves it into dir. */
-int snap_capture_to(const char *dir, const char *staging, int upper_fd, const struct snap_owner *own,
-		    const char *parent, const char *image, const char *profile, uint32_t max_depth,
-		    struct snap_meta *out, char *err, size_t errsz);
+/* Captures the layer under upper_fd (a directory) as a new snapshot, written to staging (a
+ * fast file system while the sandbox is frozen, from which snap_publish moves it into dir;
+ * or dir itself) with parents read from dir. With parent set and depth at max_depth, the
+ * parent chain is merged into it (flattened: depth 1 on the image). Fills out (id, bytes,
+ * files). 0 or -errno with a message in err. */
+int snap_capture(const char *dir, const char *staging, int upper_fd, const struct snap_owner *own,
+		 const char *parent, const char *image, const char *profile, uint32_t max_depth,
+		 struct snap_meta *out, char *err, size_t errsz);
 /* Copies snapshot id from staging into dir (published by rename) and removes it from
  * staging. 0 or -errno with err. */
 int snap_publish(const char *dir, const char *staging, const char *id, char *err, size_t errsz);
